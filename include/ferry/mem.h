@@ -1,0 +1,57 @@
+/* Guest physical memory: a few RAM regions (below the 32-bit MMIO hole and
+ * above 4 GiB) backed by one host mapping each.  Every device reaches guest
+ * memory through gm_ptr(), the one checked translation. */
+#ifndef FERRY_MEM_H
+#define FERRY_MEM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ferry/err.h"
+
+/* Layout: RAM from 0 up to the 32-bit hole, then from 4 GiB. */
+#define MEM_HOLE_START  0xC0000000ULL   /* 3 GiB: PCI MMIO, IOAPIC, LAPIC, ... */
+#define MEM_HOLE_END    0x100000000ULL  /* 4 GiB */
+
+#define GM_MAX_REGIONS 4
+
+struct mem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *hva;
+};
+
+enum gm_backing { GM_BACKING_ANON, GM_BACKING_MEMFD };
+
+struct gm_config {
+	uint64_t size;          /* total RAM in bytes, multiple of 2 MiB */
+	bool hugepages;         /* back with 2 MiB huge pages */
+	enum gm_backing backing;
+};
+
+struct guest_mem {
+	struct mem_region regions[GM_MAX_REGIONS];
+	int nr_regions;
+	uint64_t ram_size;
+	int memfd;              /* -1 unless backing is memfd */
+};
+
+/* Compute the region layout for @size bytes (no allocation). */
+void gm_layout(uint64_t size, struct guest_mem *gm);
+
+/* Allocate and map guest RAM.  On failure fills @e. */
+int gm_init(struct guest_mem *gm, const struct gm_config *cfg, struct ferr *e);
+void gm_destroy(struct guest_mem *gm);
+
+/* The checked translation: host pointer for [gpa, gpa+len) if the whole range
+ * lies inside one RAM region, else NULL.  len 0 is allowed for gpa in RAM. */
+void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
+
+/* Copy helpers over gm_ptr(); return -EFAULT if the range is not RAM. */
+int gm_write(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len);
+int gm_read(const struct guest_mem *gm, uint64_t gpa, void *dst, uint64_t len);
+
+/* Top of RAM below 4 GiB (end of region 0). */
+uint64_t gm_low_end(const struct guest_mem *gm);
+
+#endif

@@ -1,0 +1,100 @@
+/* The virtual machine: KVM file descriptors, guest memory, buses, platform
+ * devices and vCPUs, and the reason it stopped.  One per ferry process. */
+#ifndef FERRY_VM_H
+#define FERRY_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ferry/bus.h"
+#include "ferry/err.h"
+#include "ferry/log.h"
+#include "ferry/mem.h"
+
+/* Exit status of `ferry run`, documented in ferry --help and the README. */
+enum ferry_exit {
+	FERRY_EXIT_POWEROFF = 0,  /* the guest powered off */
+	FERRY_EXIT_ERROR = 1,     /* bad flags, no KVM, unbootable kernel... */
+	FERRY_EXIT_RESET = 2,     /* the guest asked for a reset */
+	FERRY_EXIT_CRASH = 3,     /* triple fault, KVM internal error, failed entry */
+	FERRY_EXIT_STOPPED = 4,   /* stopped from the host (escape key, timeout) */
+};
+
+enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
+
+struct vm_config {
+	const char *name;
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	uint64_t mem_size;
+	bool hugepages;
+	enum gm_backing backing;
+	unsigned int cpus;
+	enum serial_mode serial;
+	const char *serial_path;
+	enum log_level log_level;
+	unsigned int shutdown_timeout_s;
+};
+
+/* Why the VM stopped; the first reason set wins. */
+enum vm_stop_reason {
+	VM_STOP_NONE,
+	VM_STOP_POWEROFF,
+	VM_STOP_RESET,
+	VM_STOP_CRASH,
+	VM_STOP_HOST,
+	VM_STOP_ERROR,
+};
+
+struct vcpu;
+struct uart;
+struct i8042;
+struct rtc;
+struct pm;
+struct pci_bus;
+struct debugport;
+
+struct vm {
+	const struct vm_config *cfg;
+	int kvm_fd;
+	int vm_fd;
+	int run_size;               /* size of each vCPU's kvm_run mapping */
+	struct guest_mem mem;
+	struct bus pio;
+	struct bus mmio;
+
+	unsigned int nr_vcpus;
+	struct vcpu **vcpus;
+	struct kvm_cpuid2 *cpuid;   /* supported CPUID, patched per vCPU */
+
+	int serial_fd;              /* UART output, -1 for none */
+	struct uart *uart;
+	struct i8042 *i8042;
+	struct rtc *rtc;
+	struct pm *pm;
+	struct pci_bus *pci;
+	struct debugport *debugport;
+
+	int stop_efd;               /* signalled once when the VM stops */
+	int stop_reason;            /* enum vm_stop_reason, set atomically */
+};
+
+/* Open KVM, build the machine and load the kernel.  Nothing runs yet. */
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct ferr *e);
+/* Start one thread per vCPU. */
+int vm_start(struct vm *vm, struct ferr *e);
+/* Ask the VM to stop for @reason (any thread; the first reason sticks) and
+ * kick every vCPU out of KVM_RUN. */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason);
+/* Wait for the vCPU threads after a stop. */
+void vm_join(struct vm *vm);
+void vm_destroy(struct vm *vm);
+/* Map the stop reason to ferry's exit status. */
+int vm_exit_status(const struct vm *vm);
+
+/* KVM's view of a GSI: raise or lower it (KVM_IRQ_LINE). */
+void vm_irq_line(void *vm, unsigned int gsi, int level);
+
+#endif

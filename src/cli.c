@@ -1,0 +1,277 @@
+/* Command-line parsing for ferry's verbs.  Every flag of `ferry run` is one
+ * row of run_opts[]: the help text and the parser come from the same row. */
+#include <errno.h>
+#include <string.h>
+
+#include "ferry/cli.h"
+#include "ferry/util.h"
+
+#define MEM_MIN   (16 * MiB)
+#define MEM_MAX   (1024 * GiB)
+#define CPUS_MAX  255
+
+struct cli_opt {
+	const char *name;          /* without the leading "--" */
+	const char *arg;           /* value placeholder; NULL: takes none */
+	const char *help;
+	int (*set)(struct vm_config *cfg, const char *val, struct ferr *e);
+};
+
+static int set_kernel(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	if (!*val)
+		return ferr_set(e, -EINVAL, "--kernel: empty path");
+	cfg->kernel = val;
+	return 0;
+}
+
+static int set_initrd(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	if (!*val)
+		return ferr_set(e, -EINVAL, "--initrd: empty path");
+	cfg->initrd = val;
+	return 0;
+}
+
+static int set_cmdline(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	(void)e;
+	cfg->cmdline = val;
+	return 0;
+}
+
+/* SIZE[,hugepages=on|off][,backing=anon|memfd] */
+static int set_memory(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	char buf[256], *save = NULL, *tok;
+	uint64_t size;
+	int ret;
+
+	if (strlen(val) >= sizeof(buf))
+		return ferr_set(e, -EINVAL, "--memory: value too long");
+	strcpy(buf, val);
+	tok = strtok_r(buf, ",", &save);
+	if (!tok)
+		return ferr_set(e, -EINVAL, "--memory: empty value (use e.g. 512M or 4G)");
+	ret = parse_size(tok, &size);
+	if (ret == -ERANGE)
+		return ferr_set(e, ret, "--memory: '%s' is too large", tok);
+	if (ret < 0)
+		return ferr_set(e, ret, "--memory: '%s' is not a size (use e.g. 512M or 4G)", tok);
+	if (size < MEM_MIN || size > MEM_MAX)
+		return ferr_set(e, -ERANGE, "--memory: '%s' is out of range (16M to 1024G)", tok);
+	if (size % (2 * MiB))
+		return ferr_set(e, -EINVAL, "--memory: '%s' is not a multiple of 2M", tok);
+	cfg->mem_size = size;
+	while ((tok = strtok_r(NULL, ",", &save))) {
+		if (!strcmp(tok, "hugepages=on"))
+			cfg->hugepages = true;
+		else if (!strcmp(tok, "hugepages=off"))
+			cfg->hugepages = false;
+		else if (!strcmp(tok, "backing=memfd"))
+			cfg->backing = GM_BACKING_MEMFD;
+		else if (!strcmp(tok, "backing=anon"))
+			cfg->backing = GM_BACKING_ANON;
+		else
+			return ferr_set(e, -EINVAL,
+				"--memory: unknown option '%s' (hugepages=on|off, backing=anon|memfd)", tok);
+	}
+	return 0;
+}
+
+static int set_cpus(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	uint64_t n;
+	int ret = parse_uint(val, 1, CPUS_MAX, &n);
+
+	if (ret == -EINVAL)
+		return ferr_set(e, ret, "--cpus: '%s' is not a number", val);
+	if (ret < 0)
+		return ferr_set(e, ret, "--cpus: %s is out of range (1 to %d)", val, CPUS_MAX);
+	cfg->cpus = n;
+	return 0;
+}
+
+static int set_serial(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	if (!strcmp(val, "stdio")) {
+		cfg->serial = SERIAL_STDIO;
+	} else if (!strcmp(val, "none")) {
+		cfg->serial = SERIAL_NONE;
+	} else if (!strncmp(val, "file:", 5) && val[5]) {
+		cfg->serial = SERIAL_FILE;
+		cfg->serial_path = val + 5;
+	} else {
+		return ferr_set(e, -EINVAL, "--serial: '%s' is not stdio, file:PATH or none", val);
+	}
+	return 0;
+}
+
+static int set_name(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	size_t len = strlen(val);
+
+	if (len == 0 || len > 64)
+		return ferr_set(e, -EINVAL, "--name: must be 1 to 64 characters");
+	for (size_t i = 0; i < len; i++) {
+		char c = val[i];
+
+		if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') &&
+		    !(c >= '0' && c <= '9') && c != '-' && c != '_' && c != '.')
+			return ferr_set(e, -EINVAL,
+				"--name: '%s' has '%c'; use letters, digits, '-', '_' and '.'", val, c);
+	}
+	cfg->name = val;
+	return 0;
+}
+
+static int set_log_level(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	if (log_parse_level(val, &cfg->log_level) < 0)
+		return ferr_set(e, -EINVAL, "--log-level: '%s' is not error, warn, info or debug", val);
+	return 0;
+}
+
+static int set_shutdown_timeout(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	uint64_t n;
+
+	if (parse_uint(val, 0, 3600, &n) < 0)
+		return ferr_set(e, -EINVAL, "--shutdown-timeout: '%s' is not 0 to 3600 seconds", val);
+	cfg->shutdown_timeout_s = n;
+	return 0;
+}
+
+static const struct cli_opt run_opts[] = {
+	{ "kernel", "PATH", "kernel to boot: ELF (PVH or vmlinux) or bzImage (required)", set_kernel },
+	{ "initrd", "PATH", "initial ramdisk", set_initrd },
+	{ "cmdline", "STRING", "kernel command line", set_cmdline },
+	{ "memory", "SIZE[,hugepages=on][,backing=memfd]", "guest RAM, K/M/G suffixes (default 256M)", set_memory },
+	{ "cpus", "N", "number of vCPUs (default 1)", set_cpus },
+	{ "serial", "stdio|file:PATH|none", "where COM1 goes (default stdio)", set_serial },
+	{ "name", "NAME", "name of the VM, for logs and status", set_name },
+	{ "log-level", "LEVEL", "error, warn, info or debug (default warn)", set_log_level },
+	{ "shutdown-timeout", "SECONDS", "after SIGTERM/SIGINT, stop a guest that has not powered off (default 30)", set_shutdown_timeout },
+};
+
+void cli_vm_defaults(struct vm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->name = "ferry";
+	cfg->mem_size = 256 * MiB;
+	cfg->cpus = 1;
+	cfg->serial = SERIAL_STDIO;
+	cfg->log_level = LOG_WARN;
+	cfg->shutdown_timeout_s = 30;
+	cfg->backing = GM_BACKING_ANON;
+}
+
+static const struct cli_opt *find_opt(const char *name, size_t len)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(run_opts); i++)
+		if (strlen(run_opts[i].name) == len && !strncmp(run_opts[i].name, name, len))
+			return &run_opts[i];
+	return NULL;
+}
+
+static int parse_run(int argc, char **argv, struct cli *out, struct ferr *e)
+{
+	for (int i = 0; i < argc; i++) {
+		const char *arg = argv[i], *name, *val, *eq;
+		const struct cli_opt *opt;
+		size_t len;
+		int ret;
+
+		if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+			out->action = CLI_HELP;
+			return 0;
+		}
+		if (strncmp(arg, "--", 2) != 0 || !arg[2])
+			return ferr_set(e, -EINVAL, "unexpected argument '%s' (see 'ferry run --help')", arg);
+		name = arg + 2;
+		eq = strchr(name, '=');
+		len = eq ? (size_t)(eq - name) : strlen(name);
+		opt = find_opt(name, len);
+		if (!opt)
+			return ferr_set(e, -EINVAL, "unknown option '--%.*s' (see 'ferry run --help')",
+					(int)len, name);
+		if (eq) {
+			val = eq + 1;
+		} else {
+			if (i + 1 >= argc)
+				return ferr_set(e, -EINVAL, "--%s needs a value: %s", opt->name, opt->arg);
+			val = argv[++i];
+		}
+		ret = opt->set(&out->vm, val, e);
+		if (ret < 0)
+			return ret;
+	}
+	if (!out->vm.kernel)
+		return ferr_set(e, -EINVAL, "--kernel is required (see 'ferry run --help')");
+	return 0;
+}
+
+int cli_parse(int argc, char **argv, struct cli *out, struct ferr *e)
+{
+	memset(out, 0, sizeof(*out));
+	cli_vm_defaults(&out->vm);
+	if (argc < 2)
+		return ferr_set(e, -EINVAL, "no command given (see 'ferry --help')");
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		out->action = CLI_HELP;
+		if (argc > 2 && !strcmp(argv[1], "help"))
+			out->verb = argv[2];
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		out->action = CLI_VERSION;
+		return 0;
+	}
+	if (!strcmp(argv[1], "run")) {
+		out->verb = "run";
+		out->action = CLI_RUN;
+		return parse_run(argc - 2, argv + 2, out, e);
+	}
+	if (argv[1][0] == '-')
+		return ferr_set(e, -EINVAL, "unknown option '%s' (see 'ferry --help')", argv[1]);
+	return ferr_set(e, -EINVAL, "unknown command '%s' (see 'ferry --help')", argv[1]);
+}
+
+static void print_exit_codes(FILE *f)
+{
+	fprintf(f,
+		"\nExit status:\n"
+		"  %d  the guest powered off\n"
+		"  %d  ferry could not start the VM (bad flags, no KVM, unbootable kernel)\n"
+		"  %d  the guest reset the machine\n"
+		"  %d  the guest crashed (triple fault, KVM internal error, failed entry)\n"
+		"  %d  stopped from the host (Ctrl-A x, shutdown timeout)\n",
+		FERRY_EXIT_POWEROFF, FERRY_EXIT_ERROR, FERRY_EXIT_RESET,
+		FERRY_EXIT_CRASH, FERRY_EXIT_STOPPED);
+}
+
+void cli_print_help(FILE *f, const char *verb)
+{
+	if (verb && !strcmp(verb, "run")) {
+		fprintf(f, "Usage: ferry run --kernel PATH [options]\n\n"
+			   "Run one virtual machine in the foreground.\n\nOptions:\n");
+		for (size_t i = 0; i < ARRAY_SIZE(run_opts); i++) {
+			char left[64];
+
+			snprintf(left, sizeof(left), "--%s %s", run_opts[i].name, run_opts[i].arg);
+			fprintf(f, "  %-30s %s\n", left, run_opts[i].help);
+		}
+		fprintf(f, "\nOn a terminal, keys go to the guest's serial port; Ctrl-A x quits, Ctrl-A h helps.\n");
+		print_exit_codes(f);
+		return;
+	}
+	fprintf(f, "Usage: ferry COMMAND [options]\n\n"
+		   "A KVM virtual machine monitor.\n\n"
+		   "Commands:\n"
+		   "  run        run a virtual machine (ferry run --help)\n"
+		   "  help CMD   help for a command\n\n"
+		   "Options:\n"
+		   "  --help     this help\n"
+		   "  --version  print the version\n");
+	print_exit_codes(f);
+}

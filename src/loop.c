@@ -1,0 +1,131 @@
+/* epoll-based event loop: a table of (fd, handler) and one dispatch loop. */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "ferry/loop.h"
+
+struct loop_source {
+	int fd;
+	loop_fn fn;
+	void *opaque;
+	struct loop_source *next;
+};
+
+struct loop {
+	int epfd;
+	bool quit;
+	struct loop_source *sources;
+};
+
+struct loop *loop_create(void)
+{
+	struct loop *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (l->epfd < 0) {
+		free(l);
+		return NULL;
+	}
+	return l;
+}
+
+void loop_destroy(struct loop *l)
+{
+	if (!l)
+		return;
+	while (l->sources) {
+		struct loop_source *s = l->sources;
+
+		l->sources = s->next;
+		free(s);
+	}
+	close(l->epfd);
+	free(l);
+}
+
+int loop_add(struct loop *l, int fd, uint32_t events, loop_fn fn, void *opaque)
+{
+	struct loop_source *s = calloc(1, sizeof(*s));
+	struct epoll_event ev = { .events = events };
+
+	if (!s)
+		return -ENOMEM;
+	s->fd = fd;
+	s->fn = fn;
+	s->opaque = opaque;
+	ev.data.ptr = s;
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int err = -errno;
+
+		free(s);
+		return err;
+	}
+	s->next = l->sources;
+	l->sources = s;
+	return 0;
+}
+
+int loop_del(struct loop *l, int fd)
+{
+	for (struct loop_source **p = &l->sources; *p; p = &(*p)->next) {
+		struct loop_source *s = *p;
+
+		if (s->fd != fd)
+			continue;
+		epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+		/* Keep the source alive while this round's events may still
+		 * point at it: mark it dead and free it after dispatch. */
+		s->fn = NULL;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static void loop_reap(struct loop *l)
+{
+	struct loop_source **p = &l->sources;
+
+	while (*p) {
+		struct loop_source *s = *p;
+
+		if (!s->fn) {
+			*p = s->next;
+			free(s);
+		} else {
+			p = &s->next;
+		}
+	}
+}
+
+int loop_run(struct loop *l)
+{
+	struct epoll_event evs[32];
+
+	l->quit = false;
+	while (!l->quit) {
+		int n = epoll_wait(l->epfd, evs, 32, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (int i = 0; i < n && !l->quit; i++) {
+			struct loop_source *s = evs[i].data.ptr;
+
+			if (s->fn)
+				s->fn(l, s->fd, evs[i].events, s->opaque);
+		}
+		loop_reap(l);
+	}
+	return 0;
+}
+
+void loop_quit(struct loop *l)
+{
+	l->quit = true;
+}

@@ -1,0 +1,127 @@
+/* Guest RAM: one host mapping split into guest-physical regions around the
+ * 32-bit MMIO hole, and gm_ptr(), the only way devices reach guest memory. */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <linux/memfd.h>
+
+#include "ferry/mem.h"
+#include "ferry/util.h"
+
+void gm_layout(uint64_t size, struct guest_mem *gm)
+{
+	uint64_t low = MIN(size, MEM_HOLE_START);
+
+	memset(gm, 0, sizeof(*gm));
+	gm->memfd = -1;
+	gm->ram_size = size;
+	gm->regions[0] = (struct mem_region){ .gpa = 0, .size = low };
+	gm->nr_regions = 1;
+	if (size > low) {
+		gm->regions[1] = (struct mem_region){
+			.gpa = MEM_HOLE_END, .size = size - low,
+		};
+		gm->nr_regions = 2;
+	}
+}
+
+int gm_init(struct guest_mem *gm, const struct gm_config *cfg, struct ferr *e)
+{
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+	uint8_t *base;
+	uint64_t off = 0;
+	int fd = -1;
+
+	gm_layout(cfg->size, gm);
+	if (cfg->backing == GM_BACKING_MEMFD) {
+		unsigned int mfd = MFD_CLOEXEC;
+
+		if (cfg->hugepages)
+			mfd |= MFD_HUGETLB | MFD_HUGE_2MB;
+		fd = memfd_create("ferry-ram", mfd);
+		if (fd < 0)
+			return ferr_errno(e, -errno, "cannot create the memfd for guest RAM");
+		if (ftruncate(fd, cfg->size) < 0) {
+			int err = -errno;
+			close(fd);
+			return ferr_errno(e, err, "cannot size guest RAM to %llu MiB",
+					  (unsigned long long)(cfg->size / MiB));
+		}
+		flags = MAP_SHARED;
+	} else if (cfg->hugepages) {
+		flags |= MAP_HUGETLB;
+	}
+
+	base = mmap(NULL, cfg->size, PROT_READ | PROT_WRITE, flags, fd, 0);
+	if (base == MAP_FAILED) {
+		int err = -errno;
+		if (fd >= 0)
+			close(fd);
+		if (cfg->hugepages)
+			return ferr_errno(e, err,
+				"cannot allocate %llu MiB of guest RAM in huge pages (reserve them in /proc/sys/vm/nr_hugepages)",
+				(unsigned long long)(cfg->size / MiB));
+		return ferr_errno(e, err, "cannot allocate %llu MiB of guest RAM",
+				  (unsigned long long)(cfg->size / MiB));
+	}
+	/* Guest RAM in a core dump of ferry is noise, and may be secret. */
+	madvise(base, cfg->size, MADV_DONTDUMP);
+	for (int i = 0; i < gm->nr_regions; i++) {
+		gm->regions[i].hva = base + off;
+		off += gm->regions[i].size;
+	}
+	gm->memfd = fd;
+	return 0;
+}
+
+void gm_destroy(struct guest_mem *gm)
+{
+	if (gm->nr_regions && gm->regions[0].hva)
+		munmap(gm->regions[0].hva, gm->ram_size);
+	if (gm->memfd >= 0)
+		close(gm->memfd);
+	memset(gm, 0, sizeof(*gm));
+	gm->memfd = -1;
+}
+
+void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+	for (int i = 0; i < gm->nr_regions; i++) {
+		const struct mem_region *r = &gm->regions[i];
+
+		/* Written so that no addition can overflow. */
+		if (gpa < r->gpa || gpa - r->gpa >= r->size)
+			continue;
+		if (len > r->size - (gpa - r->gpa))
+			return NULL;
+		return r->hva ? r->hva + (gpa - r->gpa) : NULL;
+	}
+	return NULL;
+}
+
+int gm_write(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *p = gm_ptr(gm, gpa, len);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(p, src, len);
+	return 0;
+}
+
+int gm_read(const struct guest_mem *gm, uint64_t gpa, void *dst, uint64_t len)
+{
+	const void *p = gm_ptr(gm, gpa, len);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(dst, p, len);
+	return 0;
+}
+
+uint64_t gm_low_end(const struct guest_mem *gm)
+{
+	return gm->nr_regions ? gm->regions[0].gpa + gm->regions[0].size : 0;
+}

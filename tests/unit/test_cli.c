@@ -1,0 +1,103 @@
+/* `ferry run` flag parsing: values, defaults, and one clear error per bad
+ * input that names the flag. */
+#include <errno.h>
+
+#include "ferry/cli.h"
+#include "ferry/util.h"
+#include "tap.h"
+
+static int parse(struct cli *c, struct ferr *e, int n, const char **args)
+{
+	char *argv[32];
+
+	for (int i = 0; i < n; i++)
+		argv[i] = (char *)args[i];
+	e->msg[0] = 0;
+	return cli_parse(n, argv, c, e);
+}
+
+#define PARSE(c, e, ...) ({                                              \
+	const char *_a[] = { "ferry", __VA_ARGS__ };                     \
+	parse(c, e, (int)(sizeof(_a) / sizeof(_a[0])), _a);              \
+})
+
+TEST(defaults_and_values)
+{
+	struct cli c;
+	struct ferr e;
+
+	CHECK_EQ(PARSE(&c, &e, "run", "--kernel", "k.elf"), 0);
+	CHECK_EQ(c.action, CLI_RUN);
+	CHECK_STR(c.vm.kernel, "k.elf");
+	CHECK_EQ(c.vm.mem_size, 256 * MiB);
+	CHECK_EQ(c.vm.cpus, 1);
+	CHECK_EQ(c.vm.serial, SERIAL_STDIO);
+	CHECK_EQ(PARSE(&c, &e, "run", "--kernel=k", "--memory", "4G,hugepages=on,backing=memfd",
+		       "--cpus=2", "--serial", "file:/tmp/x", "--cmdline", "a b",
+		       "--name", "vm-1", "--log-level", "debug", "--initrd", "i"), 0);
+	CHECK_EQ(c.vm.mem_size, 4 * GiB);
+	CHECK(c.vm.hugepages);
+	CHECK_EQ(c.vm.backing, GM_BACKING_MEMFD);
+	CHECK_EQ(c.vm.cpus, 2);
+	CHECK_EQ(c.vm.serial, SERIAL_FILE);
+	CHECK_STR(c.vm.serial_path, "/tmp/x");
+	CHECK_STR(c.vm.cmdline, "a b");
+	CHECK_STR(c.vm.name, "vm-1");
+	CHECK_EQ(c.vm.log_level, LOG_DEBUG);
+	CHECK_STR(c.vm.initrd, "i");
+}
+
+TEST(help_and_version)
+{
+	struct cli c;
+	struct ferr e;
+
+	CHECK_EQ(PARSE(&c, &e, "--help"), 0);
+	CHECK_EQ(c.action, CLI_HELP);
+	CHECK_EQ(PARSE(&c, &e, "--version"), 0);
+	CHECK_EQ(c.action, CLI_VERSION);
+	CHECK_EQ(PARSE(&c, &e, "run", "--help"), 0);
+	CHECK_EQ(c.action, CLI_HELP);
+	CHECK_STR(c.verb, "run");
+}
+
+/* Each bad input: an error whose message contains @needle. */
+#define BAD(needle, ...) do {                                            \
+	struct cli _c; struct ferr _e;                                   \
+	CHECK(PARSE(&_c, &_e, __VA_ARGS__) < 0);                         \
+	if (!strstr(_e.msg, needle)) {                                   \
+		printf("# message '%s' lacks '%s'\n", _e.msg, needle);   \
+		tap_cur_failed = 1;                                      \
+	}                                                                \
+} while (0)
+
+TEST(bad_inputs_name_the_flag)
+{
+	BAD("no command");
+	BAD("unknown command 'fly'", "fly");
+	BAD("unknown option '--bogus'", "run", "--kernel", "k", "--bogus", "1");
+	BAD("unknown option '--bogus'", "run", "--bogus=1");
+	BAD("--kernel is required", "run");
+	BAD("--memory needs a value", "run", "--kernel", "k", "--memory");
+	BAD("--memory: '12X' is not a size", "run", "--kernel", "k", "--memory", "12X");
+	BAD("--memory: '1M' is out of range", "run", "--kernel", "k", "--memory", "1M");
+	BAD("--memory: '99999999999999999999' is too large", "run", "--kernel", "k", "--memory", "99999999999999999999");
+	BAD("--memory: '17M' is not a multiple of 2M", "run", "--kernel", "k", "--memory", "17M");
+	BAD("--memory: unknown option 'huge=1'", "run", "--kernel", "k", "--memory", "1G,huge=1");
+	BAD("--cpus: 'two' is not a number", "run", "--kernel", "k", "--cpus", "two");
+	BAD("--cpus: 0 is out of range", "run", "--kernel", "k", "--cpus", "0");
+	BAD("--cpus: 1000 is out of range", "run", "--kernel", "k", "--cpus", "1000");
+	BAD("--serial: 'tty' is not", "run", "--kernel", "k", "--serial", "tty");
+	BAD("--serial: 'file:' is not", "run", "--kernel", "k", "--serial", "file:");
+	BAD("--log-level: 'loud'", "run", "--kernel", "k", "--log-level", "loud");
+	BAD("--name: 'a b' has ' '", "run", "--kernel", "k", "--name", "a b");
+	BAD("unexpected argument 'extra'", "run", "--kernel", "k", "extra");
+}
+
+int main(void)
+{
+	RUN(defaults_and_values);
+	RUN(help_and_version);
+	RUN(bad_inputs_name_the_flag);
+	return tap_done();
+}
