@@ -22,10 +22,10 @@
  * range where it was, so sizing a disabled BAR moves nothing.
  *
  * 0xcf8-0xcfb: only a dword access at 0xcf8 reaches CONFIG_ADDRESS, as on
- * real chipsets.  The reset control register at 0xcf9 (pm.c) lives inside
- * that dword, and the bus cannot overlap ranges, so pci_create() takes over
- * whatever was registered at 0xcf9-0xcfb and forwards the narrower accesses
- * there to it (hence: create pm before pci, destroy pci before pm). */
+ * real chipsets.  The byte at 0xcf9 is the chipset's reset control register,
+ * which belongs to the host/LPC bridge (PIIX3, ICH) and so lives here too:
+ * writing it with RST_CPU set fires the @reset event given to pci_create().
+ * Other accesses in 0xcf8-0xcfb read all-ones and are ignored on write. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -38,6 +38,7 @@
 
 #define PCI_ADDR_PORT		PLAT_PCI_CONFIG_PORT
 #define PCI_DATA_PORT		(PLAT_PCI_CONFIG_PORT + 4)
+#define PCI_RST_OFF		(PLAT_RESET_PORT - PCI_ADDR_PORT)
 #define PCI_ADDR_ENABLE		0x80000000u
 #define PCI_ADDR_MASK		0x80fffffcu	/* reserved bits read 0 */
 
@@ -65,7 +66,13 @@
 #define PCI_BAR_IO		0x01
 #define PCI_NR_BARS		6
 #define PCI_NR_DEVFN		256
-#define PCI_MAX_SHARED		3
+
+_Static_assert(PLAT_RESET_PORT > PCI_ADDR_PORT && PLAT_RESET_PORT < PCI_ADDR_PORT + 4,
+	       "the reset control register must sit inside CONFIG_ADDRESS's dword");
+
+#define RST_CNT_SYS_RST	0x02
+#define RST_CNT_RST_CPU	0x04	/* reset now; self-clearing */
+#define RST_CNT_FULL_RST 0x08
 
 /* Host bridge IDs: Red Hat's generic host bridge, which no guest keys
  * chipset quirks on. */
@@ -85,11 +92,10 @@ struct pci_bus {
 	pthread_mutex_t lock;
 	struct bus *pio;
 	uint32_t addr;			/* CONFIG_ADDRESS */
+	uint8_t rst_cnt;		/* reset control register (0xcf9) */
+	struct dev_event reset;
 	struct pci_dev host;
 	struct pci_slot slots[PCI_NR_DEVFN];
-	/* Ranges inside 0xcf8-0xcfb that were registered before us. */
-	struct bus_range shared[PCI_MAX_SHARED];
-	int nr_shared;
 };
 
 static uint32_t pci_get32(const uint8_t *p)
@@ -247,42 +253,26 @@ static void pci_data_write(void *opaque, uint64_t off, const uint8_t *data, uint
 	pthread_mutex_unlock(&pb->lock);
 }
 
-/* A narrower access in 0xcf8-0xcfb: hand it to the range we took over, if it
- * falls wholly inside one. */
-static const struct bus_range *pci_shared_for(struct pci_bus *pb, uint64_t off, uint32_t len)
-{
-	uint64_t port = PCI_ADDR_PORT + off;
-
-	for (int i = 0; i < pb->nr_shared; i++) {
-		const struct bus_range *r = &pb->shared[i];
-
-		if (port >= r->base && len <= r->len && port - r->base <= r->len - len)
-			return r;
-	}
-	return NULL;
-}
-
 static void pci_addr_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
 {
 	struct pci_bus *pb = opaque;
-	const struct bus_range *r;
 
+	memset(data, 0xff, len);
 	if (off == 0 && len == 4) {
 		pthread_mutex_lock(&pb->lock);
 		bus_put(data, 4, pb->addr);
 		pthread_mutex_unlock(&pb->lock);
-		return;
+	} else if (off == PCI_RST_OFF && len == 1) {
+		pthread_mutex_lock(&pb->lock);
+		data[0] = pb->rst_cnt;
+		pthread_mutex_unlock(&pb->lock);
 	}
-	memset(data, 0xff, len);
-	r = pci_shared_for(pb, off, len);
-	if (r && r->ops->read)
-		r->ops->read(r->opaque, PCI_ADDR_PORT + off - r->base, data, len);
 }
 
 static void pci_addr_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t len)
 {
 	struct pci_bus *pb = opaque;
-	const struct bus_range *r;
+	bool reset;
 
 	if (off == 0 && len == 4) {
 		pthread_mutex_lock(&pb->lock);
@@ -290,9 +280,17 @@ static void pci_addr_write(void *opaque, uint64_t off, const uint8_t *data, uint
 		pthread_mutex_unlock(&pb->lock);
 		return;
 	}
-	r = pci_shared_for(pb, off, len);
-	if (r && r->ops->write)
-		r->ops->write(r->opaque, PCI_ADDR_PORT + off - r->base, data, len);
+	if (off != PCI_RST_OFF || len != 1)
+		return;
+	pthread_mutex_lock(&pb->lock);
+	/* SYS_RST/FULL_RST only choose the kind of reset; to ferry every
+	 * reset is the same.  RST_CPU starts it and does not stick. */
+	reset = data[0] & RST_CNT_RST_CPU;
+	pb->rst_cnt = data[0] & ~RST_CNT_RST_CPU;
+	pthread_mutex_unlock(&pb->lock);
+	/* Outside the lock: the handler stops the VM. */
+	if (reset)
+		dev_event_fire(&pb->reset);
 }
 
 static const struct bus_ops pci_addr_ops = {
@@ -363,47 +361,7 @@ static void pci_host_init(struct pci_dev *h)
 	h->devfn = 0;
 }
 
-/* Take over ranges registered inside 0xcf9-0xcfb (see the top of the file).
- * Anything else overlapping 0xcf8-0xcfb is a conflict. */
-static int pci_take_shared(struct pci_bus *pb)
-{
-	struct bus *bus = pb->pio;
-	int ret = 0;
-
-	pthread_rwlock_rdlock(&bus->lock);
-	for (int i = 0; i < bus->nr; i++) {
-		const struct bus_range *r = &bus->ranges[i];
-
-		if (r->base > PCI_ADDR_PORT + 3 || r->base + r->len - 1 < PCI_ADDR_PORT)
-			continue;
-		if (r->base == PCI_ADDR_PORT || r->base + r->len > PCI_ADDR_PORT + 4 ||
-		    pb->nr_shared == PCI_MAX_SHARED) {
-			ret = -EEXIST;
-			break;
-		}
-		pb->shared[pb->nr_shared++] = *r;
-	}
-	pthread_rwlock_unlock(&bus->lock);
-	if (ret < 0) {
-		pb->nr_shared = 0;
-		return ret;
-	}
-	for (int i = 0; i < pb->nr_shared; i++)
-		bus_unregister(bus, pb->shared[i].base, pb->shared[i].opaque);
-	return 0;
-}
-
-static void pci_give_back_shared(struct pci_bus *pb)
-{
-	for (int i = 0; i < pb->nr_shared; i++) {
-		const struct bus_range *r = &pb->shared[i];
-
-		bus_register(pb->pio, r->base, r->len, r->ops, r->opaque, r->name);
-	}
-	pb->nr_shared = 0;
-}
-
-struct pci_bus *pci_create(struct bus *pio)
+struct pci_bus *pci_create(struct bus *pio, struct dev_event reset)
 {
 	struct pci_bus *pb;
 	int ret;
@@ -413,21 +371,16 @@ struct pci_bus *pci_create(struct bus *pio)
 		return NULL;
 	pthread_mutex_init(&pb->lock, NULL);
 	pb->pio = pio;
+	pb->reset = reset;
 	pci_host_init(&pb->host);
 	pb->slots[0].dev = &pb->host;
 
-	ret = pci_take_shared(pb);
+	ret = bus_register(pio, PCI_ADDR_PORT, 4, &pci_addr_ops, pb, "pci-config-address");
 	if (ret < 0)
 		goto err;
-	ret = bus_register(pio, PCI_ADDR_PORT, 4, &pci_addr_ops, pb, "pci-config-address");
-	if (ret < 0) {
-		pci_give_back_shared(pb);
-		goto err;
-	}
 	ret = bus_register(pio, PCI_DATA_PORT, 4, &pci_data_ops, pb, "pci-config-data");
 	if (ret < 0) {
 		bus_unregister(pio, PCI_ADDR_PORT, pb);
-		pci_give_back_shared(pb);
 		goto err;
 	}
 	return pb;
@@ -446,7 +399,6 @@ void pci_destroy(struct pci_bus *pb)
 		return;
 	bus_unregister(pb->pio, PCI_DATA_PORT, pb);
 	bus_unregister(pb->pio, PCI_ADDR_PORT, pb);
-	pci_give_back_shared(pb);
 	pthread_mutex_destroy(&pb->lock);
 	free(pb);
 }

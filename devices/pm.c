@@ -1,6 +1,7 @@
 /* ACPI fixed hardware in I/O space: PM1a event block (status/enable), PM1a
- * control (SLP_TYP/SLP_EN -> power off), the PM timer, the power button and
- * its SCI, and the chipset reset control register at 0xcf9.
+ * control (SLP_TYP/SLP_EN -> power off), the PM timer, and the power button
+ * and its SCI.  The chipset reset control register at 0xcf9 belongs to the
+ * host bridge (pci.c).
  *
  * Not modelled: the PM timer overflow event (TMR_STS) and sleep states other
  * than S5 (a request for them is logged and ignored). */
@@ -49,20 +50,15 @@ _Static_assert(PM_EN_OFF + 2 <= PM_CNT_OFF && PM_CNT_OFF + 2 <= PM_TMR_OFF,
 #define PM_TMR_HZ	3579545ULL
 #define PM_TMR_MASK	0xffffffu
 
-#define RST_CNT_SYS_RST	0x02
-#define RST_CNT_RST_CPU	0x04	/* reset now; self-clearing */
-#define RST_CNT_FULL_RST 0x08
-
-enum pm_action { PM_NONE, PM_POWEROFF, PM_RESET };
+enum pm_action { PM_NONE, PM_POWEROFF };
 
 struct pm {
 	pthread_mutex_t lock;
 	struct bus *pio;
 	struct irq_line sci;
 	int sci_level;
-	struct dev_event poweroff, reset;
+	struct dev_event poweroff;
 	uint16_t sts, en, cnt;
-	uint8_t rst_cnt;
 	uint64_t tmr_base_ns;
 	bool warned_sleep;
 };
@@ -170,43 +166,9 @@ static void pm_evt_write(void *opaque, uint64_t off, const uint8_t *data, uint32
 		dev_event_fire(&pm->poweroff);
 }
 
-static void pm_rst_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
-{
-	struct pm *pm = opaque;
-
-	memset(data, 0xff, len);
-	if (off != 0)
-		return;
-	pthread_mutex_lock(&pm->lock);
-	data[0] = pm->rst_cnt;
-	pthread_mutex_unlock(&pm->lock);
-}
-
-static void pm_rst_write(void *opaque, uint64_t off, const uint8_t *data, uint32_t len)
-{
-	struct pm *pm = opaque;
-	bool reset;
-
-	if (off != 0 || len < 1)
-		return;
-	pthread_mutex_lock(&pm->lock);
-	/* SYS_RST/FULL_RST only choose the kind of reset; to ferry every
-	 * reset is the same.  RST_CPU starts it and does not stick. */
-	reset = data[0] & RST_CNT_RST_CPU;
-	pm->rst_cnt = data[0] & ~RST_CNT_RST_CPU;
-	pthread_mutex_unlock(&pm->lock);
-	if (reset)
-		dev_event_fire(&pm->reset);
-}
-
 static const struct bus_ops pm_evt_ops = {
 	.read = pm_evt_read,
 	.write = pm_evt_write,
-};
-
-static const struct bus_ops pm_rst_ops = {
-	.read = pm_rst_read,
-	.write = pm_rst_write,
 };
 
 void pm_power_button(struct pm *pm)
@@ -219,11 +181,7 @@ void pm_power_button(struct pm *pm)
 	pthread_mutex_unlock(&pm->lock);
 }
 
-/* The reset control register at 0xcf9 shares a dword with PCI's
- * CONFIG_ADDRESS: create pm before pci, which then forwards byte accesses at
- * 0xcf9 here (see pci.c). */
-struct pm *pm_create(struct bus *pio, struct irq_line sci,
-		     struct dev_event poweroff, struct dev_event reset)
+struct pm *pm_create(struct bus *pio, struct irq_line sci, struct dev_event poweroff)
 {
 	struct pm *pm;
 	int ret;
@@ -235,20 +193,12 @@ struct pm *pm_create(struct bus *pio, struct irq_line sci,
 	pm->pio = pio;
 	pm->sci = sci;
 	pm->poweroff = poweroff;
-	pm->reset = reset;
 	pm->tmr_base_ns = now_ns();
 
 	ret = bus_register(pio, PLAT_ACPI_PM_PORT, PM_BLOCK_LEN, &pm_evt_ops, pm, "acpi-pm");
 	if (ret < 0) {
 		log_error("pm: cannot claim ports 0x%x-0x%x: %s", PLAT_ACPI_PM_PORT,
 			  PLAT_ACPI_PM_PORT + PM_BLOCK_LEN - 1, strerror(-ret));
-		goto err;
-	}
-	ret = bus_register(pio, PLAT_RESET_PORT, 1, &pm_rst_ops, pm, "reset-control");
-	if (ret < 0) {
-		log_error("pm: cannot claim the reset port 0x%x: %s%s", PLAT_RESET_PORT,
-			  strerror(-ret), ret == -EEXIST ? " (create pm before pci)" : "");
-		bus_unregister(pio, PLAT_ACPI_PM_PORT, pm);
 		goto err;
 	}
 	return pm;
@@ -264,7 +214,6 @@ void pm_destroy(struct pm *pm)
 	if (!pm)
 		return;
 	bus_unregister(pm->pio, PLAT_ACPI_PM_PORT, pm);
-	bus_unregister(pm->pio, PLAT_RESET_PORT, pm);
 	pthread_mutex_destroy(&pm->lock);
 	free(pm);
 }

@@ -222,8 +222,8 @@ static void vcpu_report_crash(struct vcpu *v, const char *what)
 	}
 	if (n == 0)
 		n = vcpu_fetch_insn(v, &regs, &sregs, insn);
-	for (int i = 0; i < n; i++)
-		snprintf(bytes + 3 * i, sizeof(bytes) - 3 * i, "%s%02x", i ? " " : "", insn[i]);
+	for (int i = 0, pos = 0; i < n; i++)
+		pos += snprintf(bytes + pos, sizeof(bytes) - pos, "%s%02x", i ? " " : "", insn[i]);
 
 	log_error("vCPU %u: %s", v->id, what);
 	log_error("  rip %016llx rsp %016llx rflags %08llx cs %04x (cpl %u)",
@@ -258,24 +258,22 @@ static bool vcpu_handle_exit(struct vcpu *v)
 	struct kvm_run *run = v->run;
 	char what[128];
 
+	if (run->exit_reason < VCPU_EXIT_REASONS)
+		v->stats.exits[run->exit_reason]++;
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
-		v->stats[VCPU_STAT_IO]++;
 		vcpu_handle_io(v);
 		return true;
 	case KVM_EXIT_MMIO:
-		v->stats[VCPU_STAT_MMIO]++;
 		if (run->mmio.len > 8)
 			return true;
 		bus_access(&v->vm->mmio, run->mmio.phys_addr, run->mmio.data,
 			   run->mmio.len, run->mmio.is_write);
 		return true;
 	case KVM_EXIT_INTR:
-		v->stats[VCPU_STAT_INTR]++;
 		return true;
 	case KVM_EXIT_HLT:
 		/* Only without an in-kernel LAPIC; treat as a spurious exit. */
-		v->stats[VCPU_STAT_OTHER]++;
 		return true;
 	case KVM_EXIT_SHUTDOWN:
 		vcpu_report_crash(v, "guest triple fault (shutdown)");
@@ -322,9 +320,27 @@ static bool vcpu_should_stop(const struct vcpu *v)
 	return __atomic_load_n(&v->vm->stop_reason, __ATOMIC_ACQUIRE) != VM_STOP_NONE;
 }
 
+/* Park here while the VM is paused; vm_pause() waits until every running
+ * vCPU has arrived, so that no vCPU touches guest state while paused. */
+static void vcpu_park(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	pthread_mutex_lock(&vm->run_lock);
+	if (vm->pause_requested) {
+		vm->parked++;
+		pthread_cond_broadcast(&vm->run_cond);
+		while (vm->pause_requested && !vcpu_should_stop(v))
+			pthread_cond_wait(&vm->run_cond, &vm->run_lock);
+		vm->parked--;
+	}
+	pthread_mutex_unlock(&vm->run_lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
+	uint64_t t_enter, t_exit = now_ns();
 	sigset_t set;
 	char name[16];
 
@@ -337,9 +353,24 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	while (!vcpu_should_stop(v)) {
-		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+		int ret;
+
+		if (__atomic_load_n(&v->vm->pause_requested, __ATOMIC_ACQUIRE)) {
+			__atomic_store_n(&v->busy_since_ns, 0, __ATOMIC_RELAXED);
+			vcpu_park(v);
+			t_exit = now_ns();
+			continue;
+		}
+		t_enter = now_ns();
+		v->stats.vmm_ns += t_enter - t_exit;
+		__atomic_store_n(&v->busy_since_ns, 0, __ATOMIC_RELAXED);
+		ret = ioctl(v->fd, KVM_RUN, 0);
+		t_exit = now_ns();
+		__atomic_store_n(&v->busy_since_ns, t_exit, __ATOMIC_RELAXED);
+		v->stats.guest_ns += t_exit - t_enter;
+		if (ret < 0) {
 			if (errno == EINTR) {
-				v->stats[VCPU_STAT_INTR]++;
+				v->stats.exits[KVM_EXIT_INTR]++;
 				__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELAXED);
 				continue;
 			}
@@ -354,7 +385,38 @@ static void *vcpu_thread(void *arg)
 		if (!vcpu_handle_exit(v))
 			break;
 	}
+	/* Let a vm_pause() waiting for this vCPU see that it is gone. */
+	pthread_mutex_lock(&v->vm->run_lock);
+	v->vm->exited++;
+	pthread_cond_broadcast(&v->vm->run_cond);
+	pthread_mutex_unlock(&v->vm->run_lock);
 	return NULL;
+}
+
+const char *vcpu_exit_name(unsigned int reason)
+{
+	static const char *const names[VCPU_EXIT_REASONS] = {
+		[KVM_EXIT_UNKNOWN] = "unknown",
+		[KVM_EXIT_EXCEPTION] = "exception",
+		[KVM_EXIT_IO] = "io",
+		[KVM_EXIT_HYPERCALL] = "hypercall",
+		[KVM_EXIT_DEBUG] = "debug",
+		[KVM_EXIT_HLT] = "hlt",
+		[KVM_EXIT_MMIO] = "mmio",
+		[KVM_EXIT_IRQ_WINDOW_OPEN] = "irq_window_open",
+		[KVM_EXIT_SHUTDOWN] = "shutdown",
+		[KVM_EXIT_FAIL_ENTRY] = "fail_entry",
+		[KVM_EXIT_INTR] = "intr",
+		[KVM_EXIT_SET_TPR] = "set_tpr",
+		[KVM_EXIT_TPR_ACCESS] = "tpr_access",
+		[KVM_EXIT_NMI] = "nmi",
+		[KVM_EXIT_INTERNAL_ERROR] = "internal_error",
+		[KVM_EXIT_SYSTEM_EVENT] = "system_event",
+		[KVM_EXIT_IOAPIC_EOI] = "ioapic_eoi",
+		[KVM_EXIT_DIRTY_RING_FULL] = "dirty_ring_full",
+	};
+
+	return reason < VCPU_EXIT_REASONS ? names[reason] : NULL;
 }
 
 int vcpu_start(struct vcpu *v, struct ferr *e)

@@ -189,8 +189,8 @@ static int vm_setup_devices(struct vm *vm, struct ferr *e)
 	vm->uart = uart_create(&vm->pio, PLAT_COM1_PORT, com1, vm->serial_fd);
 	vm->i8042 = i8042_create(&vm->pio, reset);
 	vm->rtc = rtc_create(&vm->pio, rtc, vm->mem.ram_size);
-	vm->pm = pm_create(&vm->pio, sci, poweroff, reset);
-	vm->pci = pci_create(&vm->pio);
+	vm->pm = pm_create(&vm->pio, sci, poweroff);
+	vm->pci = pci_create(&vm->pio, reset);
 	vm->debugport = debugport_create(&vm->pio);
 	if (!vm->uart || !vm->i8042 || !vm->rtc || !vm->pm || !vm->pci || !vm->debugport)
 		return ferr_set(e, -ENOMEM, "cannot create the platform devices");
@@ -243,6 +243,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct ferr *e)
 
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = cfg;
+	pthread_mutex_init(&vm->run_lock, NULL);
+	pthread_cond_init(&vm->run_cond, NULL);
 	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->serial_fd = -1;
 	vm->mem.memfd = -1;
 	bus_init(&vm->pio, "pio");
@@ -292,6 +294,7 @@ int vm_start(struct vm *vm, struct ferr *e)
 
 	if (ret < 0)
 		return ferr_errno(e, ret, "cannot install the vCPU kick signal");
+	vm->start_ns = now_ns();
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		ret = vcpu_start(vm->vcpus[i], e);
 		if (ret < 0) {
@@ -312,8 +315,48 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpus[i])
 			vcpu_kick(vm->vcpus[i]);
+	/* Wake parked vCPUs so that they can see the stop and exit. */
+	pthread_mutex_lock(&vm->run_lock);
+	pthread_cond_broadcast(&vm->run_cond);
+	pthread_mutex_unlock(&vm->run_lock);
 	if (eventfd_write(vm->stop_efd, 1) < 0)
 		log_warn("cannot signal the VM's stop: %s", strerror(errno));
+}
+
+int vm_pause(struct vm *vm)
+{
+	unsigned int started = 0;
+
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+		started += vm->vcpus[i]->started;
+	pthread_mutex_lock(&vm->run_lock);
+	__atomic_store_n(&vm->pause_requested, true, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&vm->run_lock);
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(vm->vcpus[i]);
+
+	pthread_mutex_lock(&vm->run_lock);
+	while (vm->parked + vm->exited < started)
+		pthread_cond_wait(&vm->run_cond, &vm->run_lock);
+	pthread_mutex_unlock(&vm->run_lock);
+	if (__atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) != VM_STOP_NONE) {
+		vm_resume(vm);
+		return -ESHUTDOWN;
+	}
+	return 0;
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->run_lock);
+	__atomic_store_n(&vm->pause_requested, false, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&vm->run_cond);
+	pthread_mutex_unlock(&vm->run_lock);
+}
+
+bool vm_is_paused(const struct vm *vm)
+{
+	return __atomic_load_n(&vm->pause_requested, __ATOMIC_ACQUIRE);
 }
 
 void vm_join(struct vm *vm)
@@ -372,4 +415,6 @@ void vm_destroy(struct vm *vm)
 		close(vm->stop_efd);
 	bus_destroy(&vm->mmio);
 	bus_destroy(&vm->pio);
+	pthread_cond_destroy(&vm->run_cond);
+	pthread_mutex_destroy(&vm->run_lock);
 }

@@ -1,5 +1,5 @@
 /* Platform devices (devices/): 16550A UART, i8042 (reset only), CMOS RTC,
- * ACPI PM1 block + reset control (0xcf9), PCI host bridge, debug port.
+ * ACPI PM1 block, PCI host bridge + reset control (0xcf9), debug port.
  *
  * Each device registers its ports on the bus it is given and keeps its own
  * lock: callbacks run on vCPU threads; host-side entry points (uart_input,
@@ -47,19 +47,19 @@ struct rtc;
 struct rtc *rtc_create(struct bus *pio, struct irq_line irq, uint64_t ram_size);
 void rtc_destroy(struct rtc *r);
 
-/* --- ACPI PM1a event/control blocks, PM timer, and the 0xcf9 reset
- * control register.  Writing SLP_EN with SLP_TYP == PLAT_S5_SLP_TYP fires
- * @poweroff; 0xcf9 with the reset bit fires @reset. --- */
+/* --- ACPI PM1a event/control blocks and PM timer.  Writing SLP_EN with
+ * SLP_TYP == PLAT_S5_SLP_TYP fires @poweroff. --- */
 struct pm;
-struct pm *pm_create(struct bus *pio, struct irq_line sci,
-		     struct dev_event poweroff, struct dev_event reset);
+struct pm *pm_create(struct bus *pio, struct irq_line sci, struct dev_event poweroff);
 /* Press the power button: sets PWRBTN_STS and raises the SCI if enabled. */
 void pm_power_button(struct pm *pm);
 void pm_destroy(struct pm *pm);
 
 /* --- PCI host bridge: type-1 configuration access at 0xcf8/0xcfc.  Bus 0,
  * with the host bridge at 00:00.0; other devices are added by their
- * transports. --- */
+ * transports.  The bridge also holds the chipset's reset control register
+ * (a byte at 0xcf9, inside CONFIG_ADDRESS's dword): writing it with the
+ * reset bit (RST_CPU) set fires @reset. --- */
 struct pci_dev;
 struct pci_bus;
 
@@ -80,7 +80,7 @@ struct pci_dev {
 	void *opaque;
 };
 
-struct pci_bus *pci_create(struct bus *pio);
+struct pci_bus *pci_create(struct bus *pio, struct dev_event reset);
 /* Add a device; its devfn picks the slot.  -EEXIST if taken. */
 int pci_add(struct pci_bus *pb, struct pci_dev *d);
 void pci_destroy(struct pci_bus *pb);

@@ -14,13 +14,13 @@
 
 struct vm;
 
-/* Exit counters, for stats. */
-enum vcpu_stat {
-	VCPU_STAT_IO,
-	VCPU_STAT_MMIO,
-	VCPU_STAT_INTR,           /* KVM_RUN interrupted by a signal */
-	VCPU_STAT_OTHER,
-	VCPU_STAT_MAX,
+/* Exits are counted by KVM exit reason (KVM_EXIT_*), below this bound. */
+#define VCPU_EXIT_REASONS 64
+
+struct vcpu_stats {
+	uint64_t exits[VCPU_EXIT_REASONS];
+	uint64_t guest_ns;        /* time inside KVM_RUN */
+	uint64_t vmm_ns;          /* time handling exits in ferry */
 };
 
 struct vcpu {
@@ -30,8 +30,14 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
-	uint64_t stats[VCPU_STAT_MAX];
+	struct vcpu_stats stats;  /* written by the vCPU thread only */
+	/* When the thread last left KVM_RUN, or 0 while it is in KVM_RUN or
+	 * parked: a vCPU stuck in ferry's exit handling shows here. */
+	uint64_t busy_since_ns;
 };
+
+/* Name of a KVM exit reason for stats ("io", "mmio", ...), NULL if none. */
+const char *vcpu_exit_name(unsigned int reason);
 
 int vcpu_create(struct vm *vm, unsigned int id, struct vcpu **out, struct ferr *e);
 /* Put the boot vCPU in the state @boot asks for (PVH or 64-bit Linux). */

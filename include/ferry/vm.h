@@ -36,6 +36,8 @@ struct vm_config {
 	const char *serial_path;
 	enum log_level log_level;
 	unsigned int shutdown_timeout_s;
+	const char *api_path;       /* control socket, NULL for none */
+	const char *metrics;        /* unix:PATH or file:PATH, NULL for none */
 };
 
 /* Why the VM stopped; the first reason set wins. */
@@ -79,6 +81,14 @@ struct vm {
 
 	int stop_efd;               /* signalled once when the VM stops */
 	int stop_reason;            /* enum vm_stop_reason, set atomically */
+
+	/* Pausing: vCPU threads park on run_cond while pause_requested. */
+	pthread_mutex_t run_lock;
+	pthread_cond_t run_cond;
+	bool pause_requested;
+	unsigned int parked;        /* vCPUs parked */
+	unsigned int exited;        /* vCPU threads that have ended */
+	uint64_t start_ns;          /* when vm_start ran, for uptime */
 };
 
 /* Open KVM, build the machine and load the kernel.  Nothing runs yet. */
@@ -88,6 +98,12 @@ int vm_start(struct vm *vm, struct ferr *e);
 /* Ask the VM to stop for @reason (any thread; the first reason sticks) and
  * kick every vCPU out of KVM_RUN. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason);
+/* Stop every vCPU outside KVM_RUN and wait until all are parked: guest
+ * memory and vCPU state are then stable.  -ESHUTDOWN if the VM is stopping.
+ * Called from the event loop thread only. */
+int vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+bool vm_is_paused(const struct vm *vm);
 /* Wait for the vCPU threads after a stop. */
 void vm_join(struct vm *vm);
 void vm_destroy(struct vm *vm);

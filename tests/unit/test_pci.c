@@ -48,14 +48,20 @@ struct fixture {
 	struct bus pio;
 	struct pci_bus *pb;
 	struct pci_dev dev;
+	int resets;
 };
+
+static void on_reset(void *ctx)
+{
+	((struct fixture *)ctx)->resets++;
+}
 
 static void setup(struct fixture *f)
 {
 	memset(f, 0, sizeof(*f));
 	nr_moves = nr_cfg_writes = 0;
 	bus_init(&f->pio, "pio");
-	f->pb = pci_create(&f->pio);
+	f->pb = pci_create(&f->pio, (struct dev_event){ on_reset, f });
 	if (!f->pb)
 		abort();
 	f->dev.devfn = DEV_SLOT << 3;
@@ -314,55 +320,120 @@ TEST(device_area_forwarded)
 	teardown(&f);
 }
 
-static int resets;
-
-static void on_reset(void *ctx)
+TEST(reset_register)
 {
-	(void)ctx;
-	resets++;
+	struct fixture f;
+
+	setup(&f);
+	out(&f, PLAT_RESET_PORT, 1, 0x02);
+	CHECK_EQ(f.resets, 0);
+	CHECK_EQ(in(&f, PLAT_RESET_PORT, 1), 0x02);
+	out(&f, PLAT_RESET_PORT, 1, 0x06);
+	CHECK_EQ(f.resets, 1);
+	out(&f, PLAT_RESET_PORT, 1, 0x0e);
+	CHECK_EQ(f.resets, 2);
+	CHECK_EQ(in(&f, PLAT_RESET_PORT, 1), 0x0a);
+	/* Bits other than RST_CPU only set the kind of reset. */
+	for (uint32_t v = 0; v < 0x100; v++) {
+		if (v & 0x04)
+			continue;
+		out(&f, PLAT_RESET_PORT, 1, v);
+		CHECK_EQ(in(&f, PLAT_RESET_PORT, 1), v);
+	}
+	CHECK_EQ(f.resets, 2);
+	teardown(&f);
 }
 
-TEST(reset_port_shared_with_pm)
+TEST(reset_register_shares_config_address_dword)
+{
+	struct fixture f;
+
+	setup(&f);
+	out(&f, 0xcf8, 4, 0x80000000);
+	out(&f, PLAT_RESET_PORT, 1, 0x02);
+	/* A dword at 0xcf8 is CONFIG_ADDRESS, even with RST_CPU in the byte
+	 * that would be 0xcf9. */
+	out(&f, 0xcf8, 4, 0x80000600);
+	CHECK_EQ(f.resets, 0);
+	CHECK_EQ(in(&f, 0xcf8, 4), 0x80000600);
+	CHECK_EQ(in(&f, PLAT_RESET_PORT, 1), 0x02);
+	/* A byte at 0xcf9 is the reset register and leaves CONFIG_ADDRESS
+	 * alone. */
+	out(&f, PLAT_RESET_PORT, 1, 0x08);
+	CHECK_EQ(in(&f, 0xcf8, 4), 0x80000600);
+	out(&f, PLAT_RESET_PORT, 1, 0x06);
+	CHECK_EQ(f.resets, 1);
+	CHECK_EQ(in(&f, 0xcf8, 4), 0x80000600);
+	CHECK_EQ(in(&f, PLAT_RESET_PORT, 1), 0x02);
+	/* Other widths and offsets are nobody's: no reset, CONFIG_ADDRESS
+	 * and the reset register as they were. */
+	out(&f, 0xcf8, 1, 0xff);
+	out(&f, 0xcf8, 2, 0xffff);
+	out(&f, PLAT_RESET_PORT, 2, 0x0606);
+	out(&f, 0xcfa, 1, 0x06);
+	out(&f, 0xcfa, 2, 0x0606);
+	out(&f, 0xcfb, 1, 0x06);
+	CHECK_EQ(f.resets, 1);
+	CHECK_EQ(in(&f, 0xcf8, 4), 0x80000600);
+	CHECK_EQ(in(&f, PLAT_RESET_PORT, 1), 0x02);
+	CHECK_EQ(in(&f, 0xcf8, 1), 0xff);
+	CHECK_EQ(in(&f, 0xcf8, 2), 0xffff);
+	CHECK_EQ(in(&f, PLAT_RESET_PORT, 2), 0xffff);
+	CHECK_EQ(in(&f, 0xcfa, 1), 0xff);
+	/* Config cycles still go where CONFIG_ADDRESS points. */
+	CHECK_EQ(cfg_read(&f, 0, 0x00, 4), 0x00081b36);
+	CHECK_EQ(f.resets, 1);
+	teardown(&f);
+}
+
+TEST(reset_without_handler)
 {
 	struct bus pio;
-	struct pm *pm;
 	struct pci_bus *pb;
-	uint8_t d[4];
+	uint8_t d = 0x06;
 
 	bus_init(&pio, "pio");
-	resets = 0;
-	pm = pm_create(&pio, (struct irq_line){ 0 }, (struct dev_event){ 0 },
-		       (struct dev_event){ on_reset, NULL });
-	CHECK(pm != NULL);
-	pb = pci_create(&pio);
+	pb = pci_create(&pio, (struct dev_event){ 0 });
 	CHECK(pb != NULL);
-	/* Dword at 0xcf8 is CONFIG_ADDRESS, a byte at 0xcf9 the reset
-	 * control register. */
-	bus_put(d, 4, 0x80000000);
-	CHECK(bus_access(&pio, 0xcf8, d, 4, true));
-	d[0] = 0x02;
-	CHECK(bus_access(&pio, 0xcf9, d, 1, true));
-	CHECK(bus_access(&pio, 0xcf9, d, 1, false));
-	CHECK_EQ(d[0], 0x02);
-	CHECK_EQ(resets, 0);
-	d[0] = 0x06;
-	CHECK(bus_access(&pio, 0xcf9, d, 1, true));
-	CHECK_EQ(resets, 1);
-	CHECK(bus_access(&pio, 0xcf8, d, 4, false));
-	CHECK_EQ(bus_get(d, 4), 0x80000000);
-	/* Word at 0xcf8 covers 0xcf9 only in part: nobody's. */
-	d[0] = d[1] = 0xff;
-	CHECK(bus_access(&pio, 0xcf8, d, 2, true));
-	CHECK_EQ(resets, 1);
-	/* pm after pci is refused with a clear error, not silently lost. */
-	CHECK(pm_create(&pio, (struct irq_line){ 0 }, (struct dev_event){ 0 },
-			(struct dev_event){ 0 }) == NULL);
+	CHECK(bus_access(&pio, PLAT_RESET_PORT, &d, 1, true));
+	CHECK(bus_access(&pio, PLAT_RESET_PORT, &d, 1, false));
+	CHECK_EQ(d, 0x02);
 	pci_destroy(pb);
-	/* The reset port went back to pm. */
-	d[0] = 0x06;
-	CHECK(bus_access(&pio, 0xcf9, d, 1, true));
-	CHECK_EQ(resets, 2);
+	CHECK_EQ(pio.nr, 0);
+	bus_destroy(&pio);
+}
+
+static void nop_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
+{
+	(void)opaque;
+	(void)off;
+	memset(data, 0, len);
+}
+
+static const struct bus_ops nop_ops = { .read = nop_read };
+
+TEST(ports_conflict)
+{
+	struct bus pio;
+	struct pci_bus *pb;
+	struct pm *pm;
+	int token;
+
+	bus_init(&pio, "pio");
+	/* Somebody else at 0xcf9: pci does not take it over. */
+	CHECK_EQ(bus_register(&pio, PLAT_RESET_PORT, 1, &nop_ops, &token, "other"), 0);
+	errno = 0;
+	CHECK(pci_create(&pio, (struct dev_event){ 0 }) == NULL);
+	CHECK_EQ(errno, EEXIST);
+	CHECK_EQ(pio.nr, 1);
+	CHECK_EQ(bus_unregister(&pio, PLAT_RESET_PORT, &token), 0);
+	/* pm and pci no longer depend on the order they are created in. */
+	pb = pci_create(&pio, (struct dev_event){ 0 });
+	CHECK(pb != NULL);
+	pm = pm_create(&pio, (struct irq_line){ 0 }, (struct dev_event){ 0 });
+	CHECK(pm != NULL);
 	pm_destroy(pm);
+	pci_destroy(pb);
 	CHECK_EQ(pio.nr, 0);
 	bus_destroy(&pio);
 }
@@ -389,6 +460,8 @@ TEST(hostile_accesses)
 	CHECK(!bus_access(&f.pio, 0xcfe, d, 4, false));
 	/* The bridge's IDs survived. */
 	CHECK_EQ(cfg_read(&f, 0, 0, 4), 0x00081b36);
+	/* Nothing in config space is the reset register. */
+	CHECK_EQ(f.resets, 0);
 	teardown(&f);
 }
 
@@ -402,7 +475,10 @@ int main(void)
 	RUN(bar_moved);
 	RUN(header_write_rules);
 	RUN(device_area_forwarded);
-	RUN(reset_port_shared_with_pm);
+	RUN(reset_register);
+	RUN(reset_register_shares_config_address_dword);
+	RUN(reset_without_handler);
+	RUN(ports_conflict);
 	RUN(hostile_accesses);
 	return tap_done();
 }
