@@ -85,6 +85,8 @@ struct uart {
 	int out_fd;
 	bool out_stalled;
 	uint64_t out_dropped;
+	/* Written under lock, read lock-free by uart_get_stats(). */
+	uint64_t tx_bytes, rx_bytes;
 
 	uint8_t ier, lcr, mcr, scr, dll, dlm;
 	uint8_t lsr_err;	/* sticky OE/PE/FE/BI */
@@ -211,11 +213,13 @@ static void uart_emit(struct uart *u, uint8_t b)
 	    !(pfd.revents & (POLLERR | POLLHUP | POLLNVAL)) &&
 	    write_all(u->out_fd, &b, 1) == 0) {
 		u->out_stalled = false;
+		__atomic_store_n(&u->tx_bytes, u->tx_bytes + 1, __ATOMIC_RELAXED);
 		return;
 	}
 	if (n == 0)
 		u->out_stalled = true;
-	if (u->out_dropped++ == 0)
+	__atomic_store_n(&u->out_dropped, u->out_dropped + 1, __ATOMIC_RELAXED);
+	if (u->out_dropped == 1)
 		log_warn("uart 0x%x: output fd %d is not accepting bytes; dropping output",
 			 u->base, u->out_fd);
 }
@@ -401,11 +405,19 @@ size_t uart_input(struct uart *u, const uint8_t *buf, size_t len)
 			u->host[(u->host_head + u->host_count + i) % UART_HOST_BUF] = buf[done + i];
 		u->host_count += n;
 		done += n;
+		__atomic_store_n(&u->rx_bytes, u->rx_bytes + n, __ATOMIC_RELAXED);
 		uart_rx_refill(u);
 	}
 	uart_update_irq(u);
 	pthread_mutex_unlock(&u->lock);
 	return done;
+}
+
+void uart_get_stats(const struct uart *u, struct uart_stats *out)
+{
+	out->tx_bytes = __atomic_load_n(&u->tx_bytes, __ATOMIC_RELAXED);
+	out->tx_dropped = __atomic_load_n(&u->out_dropped, __ATOMIC_RELAXED);
+	out->rx_bytes = __atomic_load_n(&u->rx_bytes, __ATOMIC_RELAXED);
 }
 
 struct uart *uart_create(struct bus *pio, uint16_t base, struct irq_line irq,

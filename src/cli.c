@@ -3,7 +3,10 @@
 #include <errno.h>
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "ferry/cli.h"
+#include "ferry/ctl.h"
 #include "ferry/util.h"
 
 #define MEM_MIN   (16 * MiB)
@@ -142,6 +145,22 @@ static int set_shutdown_timeout(struct vm_config *cfg, const char *val, struct f
 	return 0;
 }
 
+static int set_api(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	if (!*val || strlen(val) >= 108)
+		return ferr_set(e, -EINVAL, "--api: '%s' is not a usable socket path (1 to 107 characters)", val);
+	cfg->api_path = val;
+	return 0;
+}
+
+static int set_metrics(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	if ((strncmp(val, "unix:", 5) && strncmp(val, "file:", 5)) || !val[5])
+		return ferr_set(e, -EINVAL, "--metrics: '%s' is not unix:PATH or file:PATH", val);
+	cfg->metrics = val;
+	return 0;
+}
+
 static const struct cli_opt run_opts[] = {
 	{ "kernel", "PATH", "kernel to boot: ELF (PVH or vmlinux) or bzImage (required)", set_kernel },
 	{ "initrd", "PATH", "initial ramdisk", set_initrd },
@@ -152,6 +171,9 @@ static const struct cli_opt run_opts[] = {
 	{ "name", "NAME", "name of the VM, for logs and status", set_name },
 	{ "log-level", "LEVEL", "error, warn, info or debug (default warn)", set_log_level },
 	{ "shutdown-timeout", "SECONDS", "after SIGTERM/SIGINT, stop a guest that has not powered off (default 30)", set_shutdown_timeout },
+	{ "api", "PATH", "control socket (JSON, see 'ferry status --help')", set_api },
+	{ "metrics", "unix:PATH|file:PATH", "Prometheus text metrics on a socket or in a file", set_metrics },
+	{ "config", "FILE", "read settings from FILE ('memory = 1G' lines); flags override it", NULL },
 };
 
 void cli_vm_defaults(struct vm_config *cfg)
@@ -174,18 +196,101 @@ static const struct cli_opt *find_opt(const char *name, size_t len)
 	return NULL;
 }
 
+int cli_parse_config(char *text, const char *file, struct vm_config *cfg, struct ferr *e)
+{
+	char *save = NULL, *line;
+	unsigned int lineno = 0;
+
+	/* strtok_r would skip empty lines and so miscount them. */
+	for (line = text; line; line = save) {
+		char *key, *val, *end, *eq;
+		const struct cli_opt *opt;
+		struct ferr why;
+
+		save = strchr(line, '\n');
+		if (save)
+			*save++ = '\0';
+		lineno++;
+		while (*line == ' ' || *line == '\t')
+			line++;
+		if (!*line || *line == '#')
+			continue;
+		eq = strchr(line, '=');
+		if (!eq)
+			return ferr_set(e, -EINVAL, "%s:%u: expected 'key = value'", file, lineno);
+		key = line;
+		for (end = eq; end > key && (end[-1] == ' ' || end[-1] == '\t'); end--)
+			;
+		*end = '\0';
+		val = eq + 1;
+		while (*val == ' ' || *val == '\t')
+			val++;
+		end = val + strlen(val);
+		while (end > val && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+			end--;
+		*end = '\0';
+		opt = find_opt(key, strlen(key));
+		if (!opt || !opt->set)
+			return ferr_set(e, -EINVAL, "%s:%u: unknown key '%s'", file, lineno, key);
+		if (opt->set(cfg, val, &why) < 0)
+			return ferr_set(e, -EINVAL, "%s:%u: %s", file, lineno, why.msg);
+	}
+	return 0;
+}
+
+/* --config is applied first, whatever its position, so that flags on the
+ * command line override the file. */
+static int load_config(int argc, char **argv, struct cli *out, struct ferr *e)
+{
+	const char *path = NULL;
+	struct ferr why;
+	size_t len;
+	void *buf;
+	int ret;
+
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--config") && i + 1 < argc)
+			path = argv[i + 1];
+		else if (!strncmp(argv[i], "--config=", 9))
+			path = argv[i] + 9;
+	}
+	if (!path)
+		return 0;
+	ret = read_file(path, 1 * MiB, &buf, &len);
+	if (ret < 0)
+		return ferr_errno(e, ret, "--config %s: cannot read", path);
+	out->config_text = realloc(buf, len + 1);
+	if (!out->config_text) {
+		free(buf);
+		return ferr_set(e, -ENOMEM, "out of memory");
+	}
+	out->config_text[len] = '\0';
+	if (strlen(out->config_text) != len)
+		return ferr_set(e, -EINVAL, "--config %s: not a text file", path);
+	ret = cli_parse_config(out->config_text, path, &out->vm, &why);
+	if (ret < 0)
+		return ferr_set(e, ret, "--config %s", why.msg);
+	return 0;
+}
+
 static int parse_run(int argc, char **argv, struct cli *out, struct ferr *e)
 {
+	int ret;
+
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			out->action = CLI_HELP;
+			return 0;
+		}
+	}
+	ret = load_config(argc, argv, out, e);
+	if (ret < 0)
+		return ret;
 	for (int i = 0; i < argc; i++) {
 		const char *arg = argv[i], *name, *val, *eq;
 		const struct cli_opt *opt;
 		size_t len;
-		int ret;
 
-		if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-			out->action = CLI_HELP;
-			return 0;
-		}
 		if (strncmp(arg, "--", 2) != 0 || !arg[2])
 			return ferr_set(e, -EINVAL, "unexpected argument '%s' (see 'ferry run --help')", arg);
 		name = arg + 2;
@@ -202,6 +307,8 @@ static int parse_run(int argc, char **argv, struct cli *out, struct ferr *e)
 				return ferr_set(e, -EINVAL, "--%s needs a value: %s", opt->name, opt->arg);
 			val = argv[++i];
 		}
+		if (!opt->set)
+			continue;  /* --config, applied above */
 		ret = opt->set(&out->vm, val, e);
 		if (ret < 0)
 			return ret;
@@ -211,6 +318,12 @@ static int parse_run(int argc, char **argv, struct cli *out, struct ferr *e)
 	return 0;
 }
 
+void cli_free(struct cli *cli)
+{
+	free(cli->config_text);
+	cli->config_text = NULL;
+}
+
 int cli_parse(int argc, char **argv, struct cli *out, struct ferr *e)
 {
 	memset(out, 0, sizeof(*out));
@@ -218,9 +331,17 @@ int cli_parse(int argc, char **argv, struct cli *out, struct ferr *e)
 	if (argc < 2)
 		return ferr_set(e, -EINVAL, "no command given (see 'ferry --help')");
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		static char *verb_help[] = { "--help", NULL };
+
 		out->action = CLI_HELP;
 		if (argc > 2 && !strcmp(argv[1], "help"))
 			out->verb = argv[2];
+		if (out->verb && ctl_is_verb(out->verb)) {
+			/* The control verbs print their own help. */
+			out->action = CLI_CTL;
+			out->ctl_argc = 1;
+			out->ctl_argv = verb_help;
+		}
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
@@ -231,6 +352,13 @@ int cli_parse(int argc, char **argv, struct cli *out, struct ferr *e)
 		out->verb = "run";
 		out->action = CLI_RUN;
 		return parse_run(argc - 2, argv + 2, out, e);
+	}
+	if (ctl_is_verb(argv[1])) {
+		out->verb = argv[1];
+		out->action = CLI_CTL;
+		out->ctl_argc = argc - 2;
+		out->ctl_argv = argv + 2;
+		return 0;
 	}
 	if (argv[1][0] == '-')
 		return ferr_set(e, -EINVAL, "unknown option '%s' (see 'ferry --help')", argv[1]);
@@ -269,6 +397,9 @@ void cli_print_help(FILE *f, const char *verb)
 		   "A KVM virtual machine monitor.\n\n"
 		   "Commands:\n"
 		   "  run        run a virtual machine (ferry run --help)\n"
+		   "  status     state of a running VM (ferry status --api PATH [--json])\n"
+		   "  pause, resume, shutdown, stop, stats, events\n"
+		   "             control a running VM through its --api socket\n"
 		   "  help CMD   help for a command\n\n"
 		   "Options:\n"
 		   "  --help     this help\n"

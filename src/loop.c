@@ -85,6 +85,18 @@ int loop_del(struct loop *l, int fd)
 	return -ENOENT;
 }
 
+int loop_mod(struct loop *l, int fd, uint32_t events)
+{
+	for (struct loop_source *s = l->sources; s; s = s->next) {
+		struct epoll_event ev = { .events = events, .data.ptr = s };
+
+		if (s->fd != fd || !s->fn)
+			continue;
+		return epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+	}
+	return -ENOENT;
+}
+
 static void loop_reap(struct loop *l)
 {
 	struct loop_source **p = &l->sources;

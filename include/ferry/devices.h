@@ -34,6 +34,13 @@ struct uart *uart_create(struct bus *pio, uint16_t base, struct irq_line irq,
  * accepted (the receive buffer is bounded); the rest should be offered again
  * later. */
 size_t uart_input(struct uart *u, const uint8_t *buf, size_t len);
+/* Counters for stats; safe from any thread (relaxed loads, no lock). */
+struct uart_stats {
+	uint64_t tx_bytes;         /* written by the guest and sent to out_fd */
+	uint64_t tx_dropped;       /* written by the guest, out_fd not accepting */
+	uint64_t rx_bytes;         /* accepted from the host by uart_input */
+};
+void uart_get_stats(const struct uart *u, struct uart_stats *out);
 void uart_destroy(struct uart *u);
 
 /* --- i8042: only what guests use to reset the machine --- */

@@ -16,6 +16,9 @@ struct loop *loop_create(void);
 void loop_destroy(struct loop *l);
 int loop_add(struct loop *l, int fd, uint32_t events, loop_fn fn, void *opaque);
 int loop_del(struct loop *l, int fd);
+/* Change the events @fd waits for (e.g. add EPOLLOUT while output is
+ * pending). */
+int loop_mod(struct loop *l, int fd, uint32_t events);
 /* Run until loop_quit(); returns 0, or a negative errno if epoll fails. */
 int loop_run(struct loop *l);
 void loop_quit(struct loop *l);

@@ -1,6 +1,6 @@
 /* Platform discovery: the PVH start_info (command line, memory map) and the
- * ACPI tables (MADT: CPUs, IOAPIC, interrupt overrides; FADT: power-off and
- * PM timer ports).  Runs at CPL3 and fills `plat` once; start_info_ram_top
+ * ACPI tables (MADT: CPUs, IOAPIC, interrupt overrides; FADT: power-off,
+ * power button (PM1 event block, SCI) and PM timer ports).  Runs at CPL3 and fills `plat` once; start_info_ram_top
  * is the exception, called at CPL0 to size the page tables.  Nothing is
  * hard-coded: ferry and QEMU/SeaBIOS lay these out differently. */
 #include "guest.h"
@@ -112,13 +112,24 @@ static void parse_madt(const uint8_t *t, uint32_t len)
 
 static void parse_fadt(const uint8_t *t, uint32_t len)
 {
+	if (len >= 53) {
+		plat.sci_irq = ld16(t + 46);
+		plat.smi_cmd = ld32(t + 48);
+		plat.acpi_enable = t[52];
+	}
 	/* The 32-bit port fields, else the ACPI 2.0 GAS ones in I/O space. */
+	if (len >= 60)
+		plat.pm1a_evt = ld32(t + 56);
 	if (len >= 68)
 		plat.pm1a_cnt = ld32(t + 64);
+	if (len >= 89)
+		plat.pm1_evt_len = t[88];
 	if (len >= 80)
 		plat.pm_tmr = ld32(t + 76);
 	if (len >= 116)
 		plat.pm_tmr_32bit = ld32(t + 112) & (1u << 8);  /* TMR_VAL_EXT */
+	if (!plat.pm1a_evt && len >= 160 && t[148] == 1)
+		plat.pm1a_evt = ld64(t + 152);
 	if (!plat.pm1a_cnt && len >= 184 && t[172] == 1)
 		plat.pm1a_cnt = ld64(t + 176);
 	if (!plat.pm_tmr && len >= 220 && t[208] == 1)

@@ -244,6 +244,10 @@ void interrupt_dispatch(struct frame *f)
 		serial_irq();
 		lapic_eoi();
 		return;
+	case VEC_SCI:
+		power_button_irq();
+		lapic_eoi();
+		return;
 	case VEC_SPURIOUS:
 		return;                 /* no EOI for spurious interrupts */
 	case 6:

@@ -21,6 +21,7 @@
 #define VEC_TIMER       0x30
 #define VEC_IPI         0x31
 #define VEC_UART        0x34
+#define VEC_SCI         0x35            /* ACPI SCI: the power button */
 #define VEC_SPURIOUS    0xff
 
 /* The AP trampoline is copied here; the SIPI vector is its page number. */
@@ -74,6 +75,11 @@ struct platform {
 	struct { uint8_t irq; uint32_t gsi; uint16_t flags; } iso[MAX_ISO];
 	uint32_t niso;
 	uint16_t pm1a_cnt;              /* 0 if no FADT */
+	uint16_t pm1a_evt;              /* PM1a status; enable at + pm1_evt_len / 2 */
+	uint8_t pm1_evt_len;
+	uint8_t acpi_enable;            /* written to smi_cmd to enter ACPI mode */
+	uint16_t smi_cmd;               /* 0: ACPI mode is always on */
+	uint16_t sci_irq;               /* FADT SCI_INT (an ISA IRQ) */
 	uint16_t pm_tmr;
 	bool pm_tmr_32bit;
 	char acpi_error[96];            /* first problem seen, "" if none */
@@ -111,6 +117,7 @@ static inline uint64_t guest_call(uint32_t nr, uint64_t a, uint64_t b)
 void bsp_main(struct cpu *c) __attribute__((noreturn));
 void ap_main(struct cpu *c) __attribute__((noreturn));
 void power_off(void) __attribute__((noreturn));
+void power_button_irq(void);                        /* CPL0 */
 uint64_t cpu_work(uint32_t index);
 void cmd_selftest(void);
 extern int uart_gsi;                                /* -1: IRQ 4 not routed */
@@ -163,6 +170,7 @@ void delay_ms(uint64_t ms);
 static inline void outb(uint16_t port, uint8_t v) { asm volatile("outb %0, %1" :: "a"(v), "Nd"(port)); }
 static inline void outw(uint16_t port, uint16_t v) { asm volatile("outw %0, %1" :: "a"(v), "Nd"(port)); }
 static inline uint8_t inb(uint16_t port) { uint8_t v; asm volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+static inline uint16_t inw(uint16_t port) { uint16_t v; asm volatile("inw %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 static inline uint32_t inl(uint16_t port) { uint32_t v; asm volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 static inline void cpu_relax(void) { asm volatile("pause" ::: "memory"); }
 static inline void barrier(void) { asm volatile("" ::: "memory"); }

@@ -1,6 +1,6 @@
 /* The test guest's CPL3 side: boot sequence up to the READY line, the
  * commands chosen by testguest.run= (selftest lives in selftest.c), the AP
- * idle loop, waiting and power-off.  Every line it prints on COM1 starts
+ * idle loop, waiting, power-off and the ACPI power button.  Every line it prints on COM1 starts
  * with "TESTGUEST "; see README.md for the protocol. */
 #include "guest.h"
 
@@ -77,6 +77,75 @@ void power_off(void)
 		;
 }
 
+/* ---- the ACPI fixed power button ---- */
+
+#define PM1_PWRBTN      (1u << 8)       /* PWRBTN_STS / PWRBTN_EN */
+#define PM1_CNT_SCI_EN  (1u << 0)
+
+static volatile uint32_t power_button_presses;  /* written at CPL0 */
+static bool power_button_armed;
+
+/* CPL0, from VEC_SCI.  The SCI is level-triggered: clear every status bit
+ * seen (write 1 to clear) before the EOI, or it fires again at once. */
+void power_button_irq(void)
+{
+	uint16_t sts = inw(plat.pm1a_evt);
+
+	if (sts & PM1_PWRBTN)
+		power_button_presses++;
+	outw(plat.pm1a_evt, sts);
+}
+
+/* Take the power button as an OS does: ACPI mode on (the SMI handshake, if
+ * the FADT asks for one), a stale press cleared, the SCI routed through the
+ * IOAPIC (per the MADT's override for its IRQ), PWRBTN_EN set.  Returns
+ * NULL or why not.  testguest.powerbutton=ignore leaves it off, for tests
+ * of a VMM's shutdown timeout. */
+static const char *power_button_arm(void)
+{
+	char opt[16];
+	uint16_t en;
+
+	if (cmdline_value("testguest.powerbutton", opt, sizeof(opt)) && !strcmp(opt, "ignore"))
+		return NULL;
+	if (!plat.pm1a_evt || plat.pm1_evt_len < 4 || !plat.pm1a_cnt)
+		return "no PM1a event block in the FADT";
+	if (plat.sci_irq > 15)
+		return "SCI_INT is not an ISA IRQ";
+	if (plat.smi_cmd && plat.acpi_enable && !(inw(plat.pm1a_cnt) & PM1_CNT_SCI_EN)) {
+		uint64_t dl = deadline_ms(1000);
+
+		outb(plat.smi_cmd, plat.acpi_enable);
+		while (!(inw(plat.pm1a_cnt) & PM1_CNT_SCI_EN))
+			if (rdtsc() >= dl)
+				return "SCI_EN still clear 1 s after the ACPI_ENABLE handshake";
+	}
+	en = plat.pm1a_evt + plat.pm1_evt_len / 2;
+	outw(plat.pm1a_evt, PM1_PWRBTN);
+	if (ioapic_route_isa(plat.sci_irq, VEC_SCI, lapic_id()) < 0)
+		return "cannot route the SCI through the IOAPIC";
+	outw(en, inw(en) | PM1_PWRBTN);
+	power_button_armed = true;
+	return NULL;
+}
+
+/* For the commands that wait for ever: a press powers off, as an OS would. */
+static void power_button_poll(void)
+{
+	if (!power_button_presses)
+		return;
+	kprintf("TESTGUEST POWER BUTTON\n");
+	power_off();
+}
+
+static void power_button_setup(const char *cmd)
+{
+	const char *why = power_button_arm();
+
+	if (why)
+		kprintf("TESTGUEST INFO %s: power button ignored: %s\n", cmd, why);
+}
+
 /* Some real CPL3 work for each CPU, checked by the BSP (selftest smp). */
 uint64_t cpu_work(uint32_t index)
 {
@@ -111,6 +180,7 @@ static uint64_t hb_buf[HB_QWORDS] __attribute__((section(".bss.noinit")));
  * whole history, so a page lost or stale after migration changes it. */
 static void cmd_heartbeat(void)
 {
+	power_button_setup("heartbeat");
 	for (uint32_t i = 0; i < HB_QWORDS; i++)
 		hb_buf[i] = i * 0x9e3779b97f4a7c15ULL;
 	for (uint64_t n = 0;; n++) {
@@ -118,6 +188,7 @@ static void cmd_heartbeat(void)
 		uint64_t h = 0xcbf29ce484222325ULL;
 
 		wait_ticks(100 / TICK_MS);
+		power_button_poll();
 		for (uint32_t i = s * per; i < (s + 1) * per; i++)
 			hb_buf[i] = hb_buf[i] * 6364136223846793005ULL + n + i;
 		for (uint32_t i = 0; i < HB_QWORDS; i++) {
@@ -145,10 +216,13 @@ static void cmd_echo(void)
 	char line[200];
 	size_t n = 0;
 
+	power_button_setup("echo");
 	kprintf("TESTGUEST ECHO READY\n");
 	for (;;) {
 		uint32_t head = serial_rx_head;
 		char c;
+
+		power_button_poll();
 
 		while (serial_getc(&c)) {
 			if (c == '\r' || c == '\n') {
@@ -163,8 +237,9 @@ static void cmd_echo(void)
 				}
 			}
 		}
-		if (uart_rx_irq)
-			wait_change(&serial_rx_head, head, UINT64_MAX);
+		if (uart_rx_irq)        /* bounded: to see the power button */
+			wait_change(&serial_rx_head, head, power_button_armed ?
+				    deadline_ms(100) : UINT64_MAX);
 		else
 			delay_ms(1);
 	}

@@ -81,7 +81,7 @@ serial-echo)
 	expect_out "TESTGUEST PASS echo"; expect_rc 0 ;;
 heartbeat-sigterm)
 	need_kvm
-	"$FERRY" run --kernel "$TESTGUEST" --cmdline testguest.run=heartbeat --shutdown-timeout 1 \
+	"$FERRY" run --kernel "$TESTGUEST" --cmdline "testguest.run=heartbeat testguest.powerbutton=ignore" --shutdown-timeout 1 \
 		</dev/null >"$work/out" 2>"$work/err" &
 	pid=$!
 	for _ in $(seq 100); do
@@ -94,7 +94,8 @@ heartbeat-sigterm)
 	[ "$(grep -c 'TESTGUEST HEARTBEAT' "$work/out")" -ge 5 ] || fail "fewer than 5 heartbeats"
 	# Beats are numbered 0, 1, 2, ... without gaps.
 	grep -o 'HEARTBEAT [0-9]*' "$work/out" | awk '{ if ($2 != NR - 1) exit 1 }' || fail "heartbeats out of sequence"
-	# This guest ignores the power button, so ferry stops it after the timeout.
+	# The guest was told to ignore the power button, so ferry stops it
+	# after the timeout.
 	expect_rc 4
 	expect_err "did not power off within 1 s" ;;
 serial-file)

@@ -1,6 +1,8 @@
 /* `ferry run` flag parsing: values, defaults, and one clear error per bad
  * input that names the flag. */
 #include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "ferry/cli.h"
 #include "ferry/util.h"
@@ -94,10 +96,71 @@ TEST(bad_inputs_name_the_flag)
 	BAD("unexpected argument 'extra'", "run", "--kernel", "k", "extra");
 }
 
+TEST(config_file_lines)
+{
+	struct vm_config cfg;
+	struct ferr e = { "" };
+	char text[] = "# a VM\n\nkernel = /k.elf\n  memory=1G \ncpus\t= 2\r\n"
+		      "cmdline = console=ttyS0 testguest.run=selftest\n";
+
+	cli_vm_defaults(&cfg);
+	CHECK_EQ(cli_parse_config(text, "vm.conf", &cfg, &e), 0);
+	CHECK_STR(cfg.kernel, "/k.elf");
+	CHECK_EQ(cfg.mem_size, 1 * GiB);
+	CHECK_EQ(cfg.cpus, 2);
+	/* Only the first '=' splits: the value keeps its own. */
+	CHECK_STR(cfg.cmdline, "console=ttyS0 testguest.run=selftest");
+}
+
+TEST(config_file_errors_name_file_and_line)
+{
+	struct vm_config cfg;
+	struct ferr e = { "" };
+	char unknown[] = "kernel = k\n\nwings = 2\n";
+	char bad_value[] = "memory = 1G\nmemory = 12X\n";
+	char no_equals[] = "kernel k\n";
+	char nested[] = "config = other.conf\n";
+
+	cli_vm_defaults(&cfg);
+	CHECK(cli_parse_config(unknown, "vm.conf", &cfg, &e) < 0);
+	CHECK_STR(e.msg, "vm.conf:3: unknown key 'wings'");
+	CHECK(cli_parse_config(bad_value, "vm.conf", &cfg, &e) < 0);
+	CHECK_STR(e.msg, "vm.conf:2: --memory: '12X' is not a size (use e.g. 512M or 4G)");
+	CHECK(cli_parse_config(no_equals, "a.conf", &cfg, &e) < 0);
+	CHECK_STR(e.msg, "a.conf:1: expected 'key = value'");
+	CHECK(cli_parse_config(nested, "a.conf", &cfg, &e) < 0);
+	CHECK_STR(e.msg, "a.conf:1: unknown key 'config'");
+}
+
+TEST(flags_override_config_file)
+{
+	char path[] = "/tmp/ferry-conf-XXXXXX";
+	int fd = mkstemp(path);
+	const char conf[] = "kernel = /from-file\ncpus = 4\nmemory = 512M\n";
+	struct cli c;
+	struct ferr e;
+
+	CHECK(fd >= 0);
+	CHECK(write(fd, conf, sizeof(conf) - 1) == (ssize_t)sizeof(conf) - 1);
+	close(fd);
+	CHECK_EQ(PARSE(&c, &e, "run", "--cpus", "2", "--config", path), 0);
+	CHECK_STR(c.vm.kernel, "/from-file");
+	CHECK_EQ(c.vm.cpus, 2);
+	CHECK_EQ(c.vm.mem_size, 512 * MiB);
+	cli_free(&c);
+	CHECK(PARSE(&c, &e, "run", "--config", "/nonexistent/x.conf") < 0);
+	CHECK_STR(e.msg, "--config /nonexistent/x.conf: cannot read: No such file or directory");
+	cli_free(&c);
+	unlink(path);
+}
+
 int main(void)
 {
 	RUN(defaults_and_values);
 	RUN(help_and_version);
 	RUN(bad_inputs_name_the_flag);
+	RUN(config_file_lines);
+	RUN(config_file_errors_name_file_and_line);
+	RUN(flags_override_config_file);
 	return tap_done();
 }

@@ -1,0 +1,838 @@
+/* The control socket: a JSON-lines server on the event loop, and the
+ * request dispatcher behind it.  The protocol below is its one description;
+ * `ferry status|pause|...` (ctl.c) is a client of it.
+ *
+ * Transport
+ *   A Unix stream socket, mode 0600 (--api PATH, or the socket systemd
+ *   passes with socket activation).  UTF-8 JSON, one object per line, each
+ *   line ended by '\n'.  A client sends requests and reads one reply per
+ *   request, in order.  At most API_MAX_CLIENTS (16) connect at once; the
+ *   next one gets a "too_many_clients" error line and is closed.
+ *
+ * Request
+ *   {"request": "NAME", "id": ID, ...arguments}
+ *   "id" is optional, a string or an integer, and is echoed in the reply.
+ *   Unknown arguments are an error (so that a typo is not ignored).
+ *
+ * Reply
+ *   {"ok": true,  "id": ID, "result": {...}}
+ *   {"ok": false, "id": ID, "error": {"code": CODE, "message": TEXT, ...}}
+ *   "id" is present when the request had one and could be parsed.
+ *
+ * Requests, and the VM states they are legal in (see enum vmm_state):
+ *
+ *   request    arguments             legal in                 result
+ *   status     -                     any                      name, state, uptime_s,
+ *                                                             vcpus, memory_bytes, pid,
+ *                                                             version, devices[]
+ *   stats      -                     any                      see src/stats.c: vcpus[]
+ *                                                             (exits by reason, guest_ns,
+ *                                                             vmm_ns), devices, buses,
+ *                                                             memory_bytes, rss_bytes
+ *   pause      -                     running                  state
+ *   resume     -                     paused                   state
+ *   shutdown   timeout: 0..3600 s    running, paused          state
+ *              (0 or absent: --shutdown-timeout)
+ *              presses the ACPI power button (a paused guest is resumed to
+ *              see it); if the guest is still running after the timeout,
+ *              ferry stops it (exit status 4).
+ *   stop       -                     running, paused,         state
+ *                                    shutting-down
+ *              stops at once, like pulling the plug (exit status 4).
+ *   subscribe  -                     any                      state
+ *              from now on this connection also receives event lines.
+ *
+ *   Later requests (migration) join api_requests[] below with their states.
+ *
+ * Error codes
+ *   parse_error       the line is not JSON, or not a JSON object
+ *   too_large         the line is longer than API_LINE_MAX (64 KiB); the
+ *                     rest of it, up to the next newline, is skipped
+ *   invalid_request   "request" missing or not a string, "id" of a bad type
+ *   unknown_request   no such request
+ *   invalid_argument  an argument of the wrong type, out of range, or unknown
+ *   refused           not legal in the current state; the error also has
+ *                     "state": the current state
+ *   failed            the action was tried and failed
+ *   too_many_clients  sent once, then the connection is closed
+ *   After any error but the last, the connection stays usable.
+ *
+ * Events (subscribed connections only; they may arrive between replies, but
+ * never before the reply to the request that caused them)
+ *   {"event": "state", "timestamp": UNIX_SECONDS, "state": STATE}
+ *   Later: "migration" (progress), "panic" (guest panic).  A client must
+ *   ignore event names it does not know.  When the VM stops, the
+ *   "stopped" state event is the last line before the socket closes.
+ *
+ * Example
+ *   -> {"request":"pause","id":1}
+ *   <- {"event":"state","timestamp":1718000000.5,"state":"paused"}   (if subscribed)
+ *   <- {"ok":true,"id":1,"result":{"state":"paused"}}
+ *   -> {"request":"pause","id":2}
+ *   <- {"ok":false,"id":2,"error":{"code":"refused","message":"pause is not
+ *       possible while the VM is paused (only when running)","state":"paused"}}
+ *
+ * Hostile or slow clients: a client's input is bounded (one line), its
+ * output is bounded (API_OUT_MAX; a client that does not read is dropped),
+ * partial writes wait for EPOLLOUT, and every handler does one read() so
+ * that no client can hold the loop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "ferry/api.h"
+#include "ferry/log.h"
+#include "ferry/loop.h"
+#include "ferry/notify.h"
+#include "ferry/stats.h"
+#include "ferry/util.h"
+#include "ferry/vmm.h"
+
+#define ST(s) (1u << (s))
+#define ST_ANY (ST(VMM_STARTING) | ST(VMM_RUNNING) | ST(VMM_PAUSED) | \
+		ST(VMM_SHUTTING_DOWN) | ST(VMM_STOPPED))
+
+/* One request being handled. */
+struct api_call {
+	const struct api_ops *ops;
+	void *opaque;
+	struct api_session *session;
+	struct json_object *req;
+	struct json_object *result;     /* set by the handler on success */
+	struct json_object *error;      /* or this, on failure */
+};
+
+struct api_request {
+	const char *name;
+	unsigned int states;            /* ST() mask of states it is legal in */
+	const char *const args[4];      /* accepted arguments, NULL-terminated */
+	int (*fn)(struct api_call *c);
+};
+
+static struct json_object *api_error_obj(const char *code, const char *fmt, va_list ap)
+{
+	struct json_object *err = json_object_new_object();
+	char msg[256];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	json_object_object_add(err, "code", json_object_new_string(code));
+	json_object_object_add(err, "message", json_object_new_string(msg));
+	return err;
+}
+
+static int api_fail(struct api_call *c, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int api_fail(struct api_call *c, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	json_object_put(c->error);
+	c->error = api_error_obj(code, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+struct json_object *api_error_reply(const char *code, const char *fmt, ...)
+{
+	struct json_object *r = json_object_new_object();
+	va_list ap;
+
+	va_start(ap, fmt);
+	json_object_object_add(r, "ok", json_object_new_boolean(0));
+	json_object_object_add(r, "error", api_error_obj(code, fmt, ap));
+	va_end(ap);
+	return r;
+}
+
+static int api_result_state(struct api_call *c)
+{
+	c->result = json_object_new_object();
+	json_object_object_add(c->result, "state",
+			       json_object_new_string(vmm_state_name(c->ops->state(c->opaque))));
+	return 0;
+}
+
+/* An action's errno: -EBUSY means the state changed under us (the table
+ * said yes, the VMM said no). */
+static int api_action_done(struct api_call *c, const char *what, int ret)
+{
+	if (ret == -EBUSY)
+		return api_fail(c, "refused", "%s is not possible while the VM is %s", what,
+				vmm_state_name(c->ops->state(c->opaque)));
+	if (ret < 0)
+		return api_fail(c, "failed", "%s failed: %s", what, strerror(-ret));
+	return api_result_state(c);
+}
+
+static int api_req_status(struct api_call *c)
+{
+	c->result = c->ops->status(c->opaque);
+	return c->result ? 0 : api_fail(c, "failed", "cannot build the status");
+}
+
+static int api_req_stats(struct api_call *c)
+{
+	c->result = c->ops->stats(c->opaque);
+	return c->result ? 0 : api_fail(c, "failed", "cannot build the stats");
+}
+
+static int api_req_pause(struct api_call *c)
+{
+	return api_action_done(c, "pause", c->ops->pause(c->opaque));
+}
+
+static int api_req_resume(struct api_call *c)
+{
+	return api_action_done(c, "resume", c->ops->resume(c->opaque));
+}
+
+static int api_req_shutdown(struct api_call *c)
+{
+	struct json_object *t;
+	int64_t timeout = 0;
+
+	if (json_object_object_get_ex(c->req, "timeout", &t)) {
+		if (!json_object_is_type(t, json_type_int))
+			return api_fail(c, "invalid_argument",
+					"\"timeout\" must be an integer number of seconds");
+		errno = 0;
+		timeout = json_object_get_int64(t);
+		if (errno || timeout < 0 || timeout > 3600)
+			return api_fail(c, "invalid_argument",
+					"\"timeout\" must be 0 to 3600 seconds");
+	}
+	return api_action_done(c, "shutdown", c->ops->shutdown(c->opaque, timeout));
+}
+
+static int api_req_stop(struct api_call *c)
+{
+	return api_action_done(c, "stop", c->ops->stop(c->opaque));
+}
+
+static int api_req_subscribe(struct api_call *c)
+{
+	c->session->subscribed = true;
+	return api_result_state(c);
+}
+
+/* To add a request: a row here and its line in the table at the top. */
+static const struct api_request api_requests[] = {
+	{ "status", ST_ANY, { NULL }, api_req_status },
+	{ "stats", ST_ANY, { NULL }, api_req_stats },
+	{ "pause", ST(VMM_RUNNING), { NULL }, api_req_pause },
+	{ "resume", ST(VMM_PAUSED), { NULL }, api_req_resume },
+	{ "shutdown", ST(VMM_RUNNING) | ST(VMM_PAUSED), { "timeout", NULL }, api_req_shutdown },
+	{ "stop", ST(VMM_RUNNING) | ST(VMM_PAUSED) | ST(VMM_SHUTTING_DOWN), { NULL }, api_req_stop },
+	{ "subscribe", ST_ANY, { NULL }, api_req_subscribe },
+};
+
+/* "running, paused" for the refusal message. */
+static void api_states_text(unsigned int mask, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int s = VMM_STARTING; s <= VMM_STOPPED && n < size; s++)
+		if (mask & ST(s))
+			n += snprintf(buf + n, size - n, "%s%s", n ? ", " : "",
+				      vmm_state_name(s));
+}
+
+static void api_dispatch(struct api_call *c)
+{
+	const struct api_request *r = NULL;
+	struct json_object *name;
+	enum vmm_state state;
+	const char *req;
+	char legal[96];
+
+	if (!json_object_object_get_ex(c->req, "request", &name)) {
+		api_fail(c, "invalid_request", "missing \"request\" (e.g. {\"request\":\"status\"})");
+		return;
+	}
+	if (!json_object_is_type(name, json_type_string)) {
+		api_fail(c, "invalid_request", "\"request\" must be a string");
+		return;
+	}
+	req = json_object_get_string(name);
+	for (size_t i = 0; i < ARRAY_SIZE(api_requests); i++)
+		if (!strcmp(api_requests[i].name, req))
+			r = &api_requests[i];
+	if (!r) {
+		api_fail(c, "unknown_request", "unknown request '%.64s'", req);
+		return;
+	}
+	json_object_object_foreach(c->req, key, val) {
+		bool known = !strcmp(key, "request") || !strcmp(key, "id");
+
+		(void)val;
+		for (size_t i = 0; !known && r->args[i]; i++)
+			known = !strcmp(key, r->args[i]);
+		if (!known) {
+			api_fail(c, "invalid_argument", "%s takes no argument '%.64s'",
+				 r->name, key);
+			return;
+		}
+	}
+	state = c->ops->state(c->opaque);
+	if (!(r->states & ST(state))) {
+		api_states_text(r->states, legal, sizeof(legal));
+		api_fail(c, "refused", "%s is not possible while the VM is %s (only when %s)",
+			 r->name, vmm_state_name(state), legal);
+		return;
+	}
+	r->fn(c);
+}
+
+struct json_object *api_handle_line(const struct api_ops *ops, void *opaque,
+				    struct api_session *s, const char *line,
+				    size_t len)
+{
+	struct api_call c = { .ops = ops, .opaque = opaque, .session = s };
+	struct json_object *reply, *id = NULL;
+	struct json_tokener *tok;
+
+	if (len > API_LINE_MAX)
+		return api_error_reply("too_large", "request longer than %d bytes", API_LINE_MAX);
+	tok = json_tokener_new();
+	if (!tok)
+		return NULL;
+	c.req = json_tokener_parse_ex(tok, line, len);
+	/* The whole line must be one complete value, nothing after it but
+	 * blanks: "{}{}" or a truncated object is malformed. */
+	if (c.req && json_tokener_get_error(tok) == json_tokener_success) {
+		for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
+			if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r') {
+				json_object_put(c.req);
+				c.req = NULL;
+				break;
+			}
+		}
+	} else {
+		json_object_put(c.req);
+		c.req = NULL;
+	}
+	json_tokener_free(tok);
+	if (!c.req)
+		return api_error_reply("parse_error", "not a JSON object on one line");
+	if (!json_object_is_type(c.req, json_type_object)) {
+		json_object_put(c.req);
+		return api_error_reply("parse_error", "a request is a JSON object");
+	}
+	if (json_object_object_get_ex(c.req, "id", &id) &&
+	    !json_object_is_type(id, json_type_string) &&
+	    !json_object_is_type(id, json_type_int)) {
+		id = NULL;
+		api_fail(&c, "invalid_request", "\"id\" must be a string or an integer");
+	} else {
+		api_dispatch(&c);
+	}
+
+	reply = json_object_new_object();
+	json_object_object_add(reply, "ok", json_object_new_boolean(!c.error));
+	if (id)
+		json_object_object_add(reply, "id", json_object_get(id));
+	if (c.error) {
+		if (!strcmp(json_object_get_string(json_object_object_get(c.error, "code")), "refused"))
+			json_object_object_add(c.error, "state", json_object_new_string(
+				vmm_state_name(ops->state(opaque))));
+		json_object_object_add(reply, "error", c.error);
+		json_object_put(c.result);
+	} else {
+		json_object_object_add(reply, "result", c.result);
+	}
+	json_object_put(c.req);
+	return reply;
+}
+
+/* --- The server --- */
+
+struct api_client {
+	struct api *api;
+	int fd;
+	struct api_session session;
+	char *in;                       /* API_LINE_MAX + 1 bytes */
+	size_t in_len;
+	bool skipping;                  /* inside an over-long line */
+	char *out;
+	size_t out_len, out_off, out_cap;
+	bool want_out;                  /* EPOLLOUT registered */
+	bool eof;                       /* it half-closed: flush, then close */
+	bool dead;                      /* closed, to be freed by api_reap() */
+	struct api_client *next;
+};
+
+struct api {
+	struct vmm *vmm;
+	int listen_fd;
+	bool own_path;                  /* we created the socket file */
+	struct api_sock_id sock_id;
+	struct api_client *clients;
+	unsigned int nr_clients;
+	/* The client whose request is running: events meant for it wait in
+	 * deferred until its reply is queued, so that replies come first. */
+	struct api_client *serving;
+	struct json_object *deferred;
+};
+
+static enum vmm_state api_vmm_state(void *o) { return ((struct vmm *)o)->state; }
+static int api_vmm_pause(void *o) { return vmm_pause(o); }
+static int api_vmm_resume(void *o) { return vmm_resume(o); }
+static int api_vmm_shutdown(void *o, unsigned int t) { return vmm_shutdown(o, t); }
+static int api_vmm_stop(void *o) { return vmm_stop(o); }
+static struct json_object *api_vmm_status(void *o) { return stats_status(o); }
+static struct json_object *api_vmm_stats(void *o) { return stats_build(o); }
+
+static const struct api_ops api_vmm_ops = {
+	.state = api_vmm_state,
+	.pause = api_vmm_pause,
+	.resume = api_vmm_resume,
+	.shutdown = api_vmm_shutdown,
+	.stop = api_vmm_stop,
+	.status = api_vmm_status,
+	.stats = api_vmm_stats,
+};
+
+static void api_client_close(struct api_client *c, const char *why)
+{
+	if (c->dead)
+		return;
+	if (why)
+		log_warn("api: dropping client %d: %s", c->fd, why);
+	loop_del(c->api->vmm->loop, c->fd);
+	close(c->fd);
+	c->dead = true;
+	c->api->nr_clients--;
+}
+
+/* Freeing waits for here, out of every handler, because a client may be
+ * closed while an event for it is being written from deep in a request. */
+static void api_reap(struct api *a)
+{
+	struct api_client **p = &a->clients;
+
+	while (*p) {
+		struct api_client *c = *p;
+
+		if (c->dead && c != a->serving) {
+			*p = c->next;
+			free(c->in);
+			free(c->out);
+			free(c);
+		} else {
+			p = &c->next;
+		}
+	}
+}
+
+static void api_client_flush(struct api_client *c)
+{
+	bool want;
+	uint32_t ev;
+
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			api_client_close(c, NULL);      /* it hung up */
+			return;
+		}
+		c->out_off += n;
+	}
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	want = c->out_len > 0;
+	if (c->eof && !want) {
+		api_client_close(c, NULL);
+		return;
+	}
+	/* After EOF, EPOLLIN would fire forever: wait for room only. */
+	ev = (c->eof ? 0 : EPOLLIN) | (want ? EPOLLOUT : 0);
+	if ((want != c->want_out || c->eof) &&
+	    loop_mod(c->api->vmm->loop, c->fd, ev) == 0)
+		c->want_out = want;
+}
+
+/* Queue one line; the caller flushes. */
+static void api_client_queue(struct api_client *c, struct json_object *obj)
+{
+	const char *s;
+	size_t len;
+
+	if (c->dead)
+		return;
+	s = obj ? json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN) : NULL;
+	if (!s) {
+		api_client_close(c, "out of memory");
+		return;
+	}
+	len = strlen(s);
+	if (c->out_len - c->out_off + len + 1 > API_OUT_MAX) {
+		api_client_close(c, "it does not read its replies");
+		return;
+	}
+	if (c->out_off && c->out_len + len + 1 > c->out_cap) {
+		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+	}
+	if (c->out_len + len + 1 > c->out_cap) {
+		size_t cap = MAX(c->out_cap * 2, MAX(c->out_len + len + 1, (size_t)4096));
+		char *p = realloc(c->out, cap);
+
+		if (!p) {
+			api_client_close(c, "out of memory");
+			return;
+		}
+		c->out = p;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, s, len);
+	c->out[c->out_len + len] = '\n';
+	c->out_len += len + 1;
+}
+
+static void api_client_line(struct api_client *c, const char *line, size_t len)
+{
+	struct api *a = c->api;
+	struct json_object *reply;
+
+	a->serving = c;
+	reply = api_handle_line(&api_vmm_ops, a->vmm, &c->session, line, len);
+	a->serving = NULL;
+	api_client_queue(c, reply);
+	json_object_put(reply);
+	if (a->deferred) {
+		for (size_t i = 0; i < json_object_array_length(a->deferred); i++)
+			api_client_queue(c, json_object_array_get_idx(a->deferred, i));
+		json_object_put(a->deferred);
+		a->deferred = NULL;
+	}
+}
+
+static void api_client_too_large(struct api_client *c)
+{
+	struct json_object *r = api_error_reply("too_large",
+		"request longer than %d bytes; skipped up to the next newline", API_LINE_MAX);
+
+	api_client_queue(c, r);
+	json_object_put(r);
+}
+
+/* One read per call keeps a flooding client from holding the loop: the
+ * loop is level-triggered and comes back for the rest. */
+static void api_client_read(struct api_client *c)
+{
+	char *nl, *start;
+	ssize_t n;
+
+	n = read(c->fd, c->in + c->in_len, API_LINE_MAX + 1 - c->in_len);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < 0) {
+		api_client_close(c, NULL);
+		return;
+	}
+	if (n == 0) {
+		/* Replies still queued go out before the close (a client
+		 * that sends its request and shuts down its write side). */
+		c->eof = true;
+		return;
+	}
+	c->in_len += n;
+	start = c->in;
+	while (!c->dead && (nl = memchr(start, '\n', c->in + c->in_len - start))) {
+		if (c->skipping)
+			c->skipping = false;
+		else if (nl > start)            /* blank lines are ignored */
+			api_client_line(c, start, nl - start);
+		start = nl + 1;
+	}
+	c->in_len -= start - c->in;
+	memmove(c->in, start, c->in_len);
+	if (c->in_len > API_LINE_MAX) {
+		/* No newline in a full buffer: an over-long line.  Answer
+		 * once, then drop what follows until its end. */
+		if (!c->skipping)
+			api_client_too_large(c);
+		c->skipping = true;
+		c->in_len = 0;
+	}
+}
+
+static void on_client(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct api_client *c = opaque;
+	struct api *a = c->api;
+
+	(void)l; (void)fd;
+	if (events & EPOLLIN)
+		api_client_read(c);
+	else if (events & (EPOLLHUP | EPOLLERR))
+		api_client_close(c, NULL);
+	if (!c->dead)
+		api_client_flush(c);
+	api_reap(a);
+}
+
+static void api_refuse_client(int fd)
+{
+	struct json_object *r = api_error_reply("too_many_clients",
+		"already %d clients connected; try again later", API_MAX_CLIENTS);
+	const char *s = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN);
+
+	/* Best effort, never waiting: the socket buffer of a new
+	 * connection takes a line this short. */
+	if (s) {
+		ssize_t n = send(fd, s, strlen(s), MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n >= 0)
+			n = send(fd, "\n", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)n;
+	}
+	json_object_put(r);
+	close(fd);
+}
+
+static void on_listen(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct api *a = opaque;
+
+	(void)events;
+	for (int i = 0; i < API_MAX_CLIENTS + 1; i++) {
+		struct api_client *c;
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (cfd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_warn("api: accept: %s", strerror(errno));
+			break;
+		}
+		if (a->nr_clients >= API_MAX_CLIENTS) {
+			api_refuse_client(cfd);
+			continue;
+		}
+		c = calloc(1, sizeof(*c));
+		if (c)
+			c->in = malloc(API_LINE_MAX + 1);
+		if (!c || !c->in || loop_add(l, cfd, EPOLLIN, on_client, c) < 0) {
+			log_warn("api: cannot take a new client: out of memory");
+			if (c)
+				free(c->in);
+			free(c);
+			close(cfd);
+			continue;
+		}
+		c->api = a;
+		c->fd = cfd;
+		c->next = a->clients;
+		a->clients = c;
+		a->nr_clients++;
+	}
+	api_reap(a);
+}
+
+void api_event(struct api *a, const char *name, struct json_object *fields)
+{
+	struct json_object *ev;
+	struct timespec ts;
+	char stamp[32];
+
+	if (!a) {
+		json_object_put(fields);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ev = json_object_new_object();
+	json_object_object_add(ev, "event", json_object_new_string(name));
+	snprintf(stamp, sizeof(stamp), "%lld.%03ld", (long long)ts.tv_sec,
+		 ts.tv_nsec / 1000000);
+	json_object_object_add(ev, "timestamp",
+			       json_object_new_double_s(ts.tv_sec + ts.tv_nsec / 1e9, stamp));
+	if (fields) {
+		json_object_object_foreach(fields, k, v)
+			json_object_object_add(ev, k, json_object_get(v));
+		json_object_put(fields);
+	}
+	for (struct api_client *c = a->clients; c; c = c->next) {
+		if (c->dead || !c->session.subscribed)
+			continue;
+		if (c == a->serving) {
+			if (!a->deferred)
+				a->deferred = json_object_new_array();
+			json_object_array_add(a->deferred, json_object_get(ev));
+			continue;
+		}
+		api_client_queue(c, ev);
+		if (!c->dead)
+			api_client_flush(c);
+	}
+	json_object_put(ev);
+}
+
+void api_event_state(struct api *a, const char *state)
+{
+	struct json_object *f;
+
+	if (!a)
+		return;
+	f = json_object_new_object();
+	json_object_object_add(f, "state", json_object_new_string(state));
+	api_event(a, "state", f);
+}
+
+/* Is someone answering on @path?  A stale socket from a ferry that died
+ * refuses connections and may be replaced; a live one must not be. */
+static int api_check_path(const char *flag, const char *path, struct ferr *e)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, ret;
+
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return ferr_errno(e, -errno, "%s %s: cannot check the path", flag, path);
+	}
+	if (!S_ISSOCK(st.st_mode))
+		return ferr_set(e, -EEXIST, "%s %s: exists and is not a socket", flag, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return ferr_errno(e, -errno, "%s %s: cannot create a socket", flag, path);
+	strcpy(sa.sun_path, path);
+	ret = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	ret = ret < 0 ? -errno : 0;
+	close(fd);
+	if (ret == 0)
+		return ferr_set(e, -EADDRINUSE,
+				"%s %s: another process is listening there (is this VM already running?)",
+				flag, path);
+	if (ret != -ECONNREFUSED)
+		return ferr_errno(e, ret, "%s %s: cannot check the socket", flag, path);
+	log_info("%s: replacing the stale socket %s", flag, path);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return ferr_errno(e, -errno, "%s %s: cannot remove the stale socket", flag, path);
+	return 0;
+}
+
+int api_listen_unix(const char *flag, const char *path, struct api_sock_id *id,
+		    struct ferr *e)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	mode_t old;
+	int fd, ret;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return ferr_set(e, -ENAMETOOLONG, "%s %s: path too long", flag, path);
+	ret = api_check_path(flag, path, e);
+	if (ret < 0)
+		return ret;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return ferr_errno(e, -errno, "%s %s: cannot create a socket", flag, path);
+	strcpy(sa.sun_path, path);
+	/* The umask makes the file 0600 from birth: chmod after bind would
+	 * leave a moment in which others could connect.  No other thread
+	 * exists yet to be surprised by the process-wide umask. */
+	old = umask(0177);
+	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (ret < 0) {
+		ret = ferr_errno(e, -errno, "%s %s: cannot bind", flag, path);
+		close(fd);
+		return ret;
+	}
+	if (lstat(path, &st) == 0) {
+		id->dev = st.st_dev;
+		id->ino = st.st_ino;
+	}
+	if (listen(fd, API_MAX_CLIENTS) < 0) {
+		ret = ferr_errno(e, -errno, "%s %s: cannot listen", flag, path);
+		api_unlink_unix(path, id);
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+void api_unlink_unix(const char *path, const struct api_sock_id *id)
+{
+	struct stat st;
+
+	/* Only if it is still ours, not a successor's. */
+	if (lstat(path, &st) == 0 && st.st_dev == id->dev && st.st_ino == id->ino)
+		unlink(path);
+}
+
+int api_create(struct vmm *m, struct ferr *e)
+{
+	struct api *a = calloc(1, sizeof(*a));
+	int fd, ret;
+
+	if (!a)
+		return ferr_set(e, -ENOMEM, "out of memory");
+	a->vmm = m;
+	a->listen_fd = -1;
+	m->api = a;     /* from here api_destroy() cleans up after a failure */
+	fd = notify_listen_fd();
+	if (fd >= 0) {
+		int fl = fcntl(fd, F_GETFL);
+
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+			return ferr_errno(e, -errno, "api: cannot use the socket systemd passed");
+		a->listen_fd = fd;
+	} else {
+		ret = api_listen_unix("--api", m->cfg->api_path, &a->sock_id, e);
+		if (ret < 0)
+			return ret;
+		a->listen_fd = ret;
+		a->own_path = true;
+	}
+	ret = loop_add(m->loop, a->listen_fd, EPOLLIN, on_listen, a);
+	if (ret < 0)
+		return ferr_errno(e, ret, "api: cannot watch the control socket");
+	return 0;
+}
+
+void api_destroy(struct api *a)
+{
+	if (!a)
+		return;
+	/* Last words (the "stopped" event, the reply to "stop") go out if the
+	 * socket takes them now; nobody waits for a slow reader at exit. */
+	for (struct api_client *c = a->clients; c; c = c->next) {
+		if (!c->dead)
+			api_client_flush(c);
+		api_client_close(c, NULL);
+	}
+	a->serving = NULL;
+	api_reap(a);
+	json_object_put(a->deferred);
+	if (a->listen_fd >= 0) {
+		loop_del(a->vmm->loop, a->listen_fd);
+		close(a->listen_fd);
+	}
+	if (a->own_path)
+		api_unlink_unix(a->vmm->cfg->api_path, &a->sock_id);
+	a->vmm->api = NULL;
+	free(a);
+}
