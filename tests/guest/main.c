@@ -1,7 +1,7 @@
 /* The test guest's CPL3 side: boot sequence up to the READY line, the
  * commands chosen by testguest.run= (selftest lives in selftest.c), the AP
- * idle loop, waiting, power-off and the ACPI power button.  Every line it prints on COM1 starts
- * with "TESTGUEST "; see README.md for the protocol. */
+ * idle loop, waiting, power-off and the ACPI power button.  Every line it
+ * prints on COM1 starts with "TESTGUEST "; see README.md for the protocol. */
 #include "guest.h"
 
 bool halt_ok;
@@ -223,7 +223,6 @@ static void cmd_echo(void)
 		char c;
 
 		power_button_poll();
-
 		while (serial_getc(&c)) {
 			if (c == '\r' || c == '\n') {
 				if (n)
