@@ -166,7 +166,7 @@ static int vm_open_serial(struct vm *vm, struct ferr *e)
 		return 0;
 	case SERIAL_FILE:
 		vm->serial_fd = open(vm->cfg->serial_path,
-				     O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
+				     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 		if (vm->serial_fd < 0)
 			return ferr_errno(e, -errno, "--serial file:%s: cannot open", vm->cfg->serial_path);
 		return 0;

@@ -251,8 +251,8 @@ unit-verify)
 	sed "s|/usr/bin/ferry|$FERRY|g" "$srcdir/contrib/systemd/ferry@.service" >"$work/units/ferry@test.service"
 	cp "$srcdir/contrib/systemd/ferry@.socket" "$work/units/ferry@test.socket"
 	grep -q "^ExecStart=$FERRY run" "$work/units/ferry@test.service" || fail "ExecStart does not run /usr/bin/ferry"
-	# man:ferry(1) resolves against doc/ferry.1.
-	mkdir -p "$work/man/man1"; cp "$srcdir/doc/ferry.1" "$work/man/man1/"
+	# man:ferry(1) resolves against contrib/ferry.1.
+	mkdir -p "$work/man/man1"; cp "$srcdir/contrib/ferry.1" "$work/man/man1/"
 	for u in ferry@test.service ferry@test.socket; do
 		MANPATH=$work/man SYSTEMD_LOG_COLOR=0 systemd-analyze verify "$work/units/$u" >"$work/out" 2>&1
 		rc=$?
