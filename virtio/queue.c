@@ -5,6 +5,8 @@
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,7 +252,6 @@ int vq_pop(struct vq *vq, struct vq_elem *elem)
 	ret = walk_chain(vq, elem);
 	if (ret < 0)
 		return ret;
-	elem->in = elem->iov + elem->out_num;
 	vq->inflight[head] = elem->in_len;
 	vq->last_avail_idx++;
 	return 1;

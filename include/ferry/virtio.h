@@ -34,14 +34,18 @@
 
 /* One request taken from the avail ring.  iov[0 .. out_num) are the buffers
  * the device reads (driver -> device), iov[out_num .. out_num + in_num) those
- * it writes; in points at the latter. */
+ * it writes (vq_elem_in()).  Zero-length descriptors are left out. */
 struct vq_elem {
 	uint16_t head;          /* give this back to vq_push() */
 	unsigned int out_num, in_num;
 	uint32_t out_len, in_len;       /* byte totals of each part */
-	struct iovec *in;
 	struct iovec iov[VQ_ELEM_MAX_IOV];
 };
+
+static inline struct iovec *vq_elem_in(struct vq_elem *elem)
+{
+	return elem->iov + elem->out_num;
+}
 
 struct vq {
 	const struct guest_mem *gm;
@@ -51,7 +55,8 @@ struct vq {
 	/* Host views of the rings, from gm_ptr() over each whole ring at init. */
 	uint8_t *desc, *avail, *used;
 	/* Device-side indexes: ferry's own copies, never read back from the
-	 * guest, so the guest cannot move them.  Saved on migration. */
+	 * guest, so the guest cannot move them.  Saved on migration (devices
+	 * drain first, so nothing is in flight then). */
 	uint16_t last_avail_idx;
 	uint16_t used_idx;
 	uint16_t signalled_used;        /* used_idx at the last notify decision */

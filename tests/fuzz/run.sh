@@ -1,0 +1,68 @@
+#!/bin/sh
+# Build and run ferry's libFuzzer targets for FUZZ_SECONDS (default 60) each.
+#   tests/fuzz/run.sh [TARGET...]     run targets (default: all fuzz_*.c)
+#   tests/fuzz/run.sh --gen-seeds     regenerate tests/fuzz/corpus/queue
+# Exits 0 with no findings, 1 on a finding (the crashing input and the log
+# are kept and their path printed), 77 if $CC cannot build fuzzers.
+set -eu
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+CC=${CC:-clang}
+secs=${FUZZ_SECONDS:-60}
+cflags="-g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -fno-sanitize-recover=all"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ferry-fuzz.XXXXXX")
+keep=0
+trap '[ "$keep" = 1 ] || rm -rf "$tmp"' EXIT
+
+# The sources each target links, and its seed corpus.
+srcs_of() {
+	case "$1" in
+	fuzz_queue) echo "virtio/queue.c src/mem.c src/err.c src/log.c src/util.c" ;;
+	*) echo "run.sh: unknown target $1" >&2; return 1 ;;
+	esac
+}
+corpus_of() { echo "tests/fuzz/corpus/${1#fuzz_}"; }
+
+if ! printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return 0; }\n' |
+	"$CC" -fsanitize=fuzzer -x c - -o "$tmp/probe" >/dev/null 2>&1; then
+	echo "fuzz: skipped: $CC cannot build with -fsanitize=fuzzer (install clang with libFuzzer)"
+	exit 77
+fi
+
+if [ "${1:-}" = "--gen-seeds" ]; then
+	"$CC" $cflags -DFUZZ_QUEUE_GEN_SEEDS tests/fuzz/fuzz_queue.c -o "$tmp/gen"
+	mkdir -p tests/fuzz/corpus/queue
+	"$tmp/gen" tests/fuzz/corpus/queue
+	ls -l tests/fuzz/corpus/queue
+	exit 0
+fi
+
+if [ $# -eq 0 ]; then
+	set -- $(cd tests/fuzz && ls fuzz_*.c | sed 's/\.c$//')
+fi
+
+status=0
+for t in "$@"; do
+	srcs=$(srcs_of "$t")
+	"$CC" $cflags -fsanitize=fuzzer,address,undefined "tests/fuzz/$t.c" $srcs -o "$tmp/$t"
+	# libFuzzer adds to the corpus it is given: work on a copy.
+	mkdir -p "$tmp/corpus-$t" "$tmp/artifacts-$t"
+	cp "$(corpus_of "$t")"/* "$tmp/corpus-$t/" 2>/dev/null || true
+	rc=0
+	"$tmp/$t" -max_total_time="$secs" -print_final_stats=1 -max_len=8192 \
+		-artifact_prefix="$tmp/artifacts-$t/" "$tmp/corpus-$t" >"$tmp/$t.log" 2>&1 || rc=$?
+	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$tmp/$t.log" | tail -n 1)
+	findings=$(ls "$tmp/artifacts-$t" | wc -l)
+	if [ "$rc" -ne 0 ] && [ "$findings" -eq 0 ]; then
+		findings=1      # it died without writing an artifact
+	fi
+	echo "$t: ${execs:-?} executions, $findings findings"
+	if [ "$rc" -ne 0 ] || [ "$findings" -ne 0 ]; then
+		keep=1
+		status=1
+		grep -E 'ERROR|SUMMARY|runtime error' "$tmp/$t.log" | head -n 5 || true
+		echo "$t: log $tmp/$t.log, crashing inputs in $tmp/artifacts-$t/"
+	fi
+done
+exit $status
