@@ -64,6 +64,21 @@ for line in sys.argv[2:]:
     print(f.readline().decode().rstrip("\n"))
 PY
 }
+# read_all SOCKET [REQUEST]: send REQUEST (if any), print all until EOF.
+read_all() {
+	python3 - "$@" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(10)
+if len(sys.argv) > 2:
+    s.sendall(sys.argv[2].encode())
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b: break
+    data += b
+sys.stdout.write(data.decode())
+PY
+}
 jget() { python3 -c 'import json,sys; d=json.load(sys.stdin)
 for k in sys.argv[1].split("."): d = d[int(k)] if isinstance(d, list) else d[k]
 print(d)' "$1"; }
@@ -197,32 +212,14 @@ metrics)
 	need_kvm; start_vm --metrics "unix:$work/metrics.sock"
 	sleep 0.3
 	# HTTP/1.0 GET, as curl --unix-socket sends it.
-	python3 - "$work/metrics.sock" >"$work/http" <<'PY' || fail "metrics over HTTP"
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(10)
-s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-data = b""
-while True:
-    b = s.recv(65536)
-    if not b: break
-    data += b
-sys.stdout.write(data.decode())
-PY
+	read_all "$work/metrics.sock" $'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n' >"$work/http" ||
+		fail "metrics over HTTP"
 	head -n 1 "$work/http" | grep -q '^HTTP/1.0 200' || fail "not an HTTP 200: $(head -n 3 "$work/http")"
 	grep -q '^ferry_vcpu_exits_total{vcpu="0",reason="io"} [1-9]' "$work/http" || fail "no exits in metrics"
 	grep -q '^ferry_uptime_seconds ' "$work/http" || fail "no uptime in metrics"
 	grep -q '^ferry_state{state="running"} 1' "$work/http" || fail "no state in metrics"
 	# A client that sends nothing gets the bare text.
-	python3 - "$work/metrics.sock" >"$work/bare" <<'PY' || fail "bare metrics"
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(10)
-data = b""
-while True:
-    b = s.recv(65536)
-    if not b: break
-    data += b
-sys.stdout.write(data.decode())
-PY
+	read_all "$work/metrics.sock" >"$work/bare" || fail "bare metrics"
 	head -n 1 "$work/bare" | grep -q '^# HELP' || fail "bare text does not start with # HELP"
 	grep -q '^ferry_uptime_seconds ' "$work/bare" || fail "no uptime in bare metrics"
 	if command -v curl >/dev/null; then
