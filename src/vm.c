@@ -236,13 +236,17 @@ out:
 	return ret;
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, struct ferr *e)
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct loop *loop,
+	      struct ferr *e)
 {
 	struct boot_info boot;
 	int ret;
 
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = cfg;
+	vm->loop = loop;
+	vm->next_pci_slot = 1;
+	vm->next_pci_mmio = PLAT_PCI_MMIO_GPA;
 	pthread_mutex_init(&vm->run_lock, NULL);
 	pthread_cond_init(&vm->run_cond, NULL);
 	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->serial_fd = -1;
@@ -265,6 +269,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct ferr *e)
 	ret = vm_setup_kvm(vm, e);
 	if (ret < 0)
 		return ret;
+	ret = vm_irq_routing_init(vm);
+	if (ret < 0)
+		return ferr_errno(e, ret, "cannot set up GSI routing");
 	ret = vm_setup_memory(vm, e);
 	if (ret < 0)
 		return ret;
@@ -406,6 +413,7 @@ void vm_destroy(struct vm *vm)
 	if (vm->serial_fd > STDERR_FILENO)
 		close(vm->serial_fd);
 	free(vm->cpuid);
+	vm_irq_routing_destroy(vm);
 	gm_destroy(&vm->mem);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);

@@ -138,9 +138,6 @@ static void on_signal(struct loop *l, int fd, uint32_t events, void *opaque)
 
 static int vmm_setup_loop(struct vmm *m, const sigset_t *sigs, struct ferr *e)
 {
-	m->loop = loop_create();
-	if (!m->loop)
-		return ferr_set(e, -ENOMEM, "cannot create the event loop");
 	m->signal_fd = signalfd(-1, sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	m->shutdown_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (m->signal_fd < 0 || m->shutdown_timer_fd < 0)
@@ -190,7 +187,13 @@ int vmm_run(const struct vm_config *cfg)
 	sigdelset(&sigs, SIGUSR1);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (vm_create(&m->vm, cfg, &e) < 0 || vmm_setup_loop(m, &sigs, &e) < 0 ||
+	m->loop = loop_create();
+	if (!m->loop) {
+		log_error("cannot create the event loop");
+		free(m);
+		return FERRY_EXIT_ERROR;
+	}
+	if (vm_create(&m->vm, cfg, m->loop, &e) < 0 || vmm_setup_loop(m, &sigs, &e) < 0 ||
 	    vm_start(&m->vm, &e) < 0) {
 		log_error("%s", e.msg);
 		goto out;

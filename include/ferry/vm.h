@@ -79,6 +79,16 @@ struct vm {
 	struct pci_bus *pci;
 	struct debugport *debugport;
 
+	struct loop *loop;          /* the event loop (host I/O, virtio queues) */
+
+	/* GSI routing: the irqchip pins plus MSI routes (irqchip.c). */
+	pthread_mutex_t irq_lock;
+	struct kvm_irq_routing *routing;
+	unsigned int next_msi_gsi;
+	unsigned int next_pci_slot; /* virtio-pci devices take slots 1, 2, ... */
+	unsigned int next_mmio_dev; /* virtio-mmio devices, in order */
+	uint64_t next_pci_mmio;     /* BAR allocator in the PCI MMIO window */
+
 	int stop_efd;               /* signalled once when the VM stops */
 	int stop_reason;            /* enum vm_stop_reason, set atomically */
 
@@ -91,8 +101,10 @@ struct vm {
 	uint64_t start_ns;          /* when vm_start ran, for uptime */
 };
 
-/* Open KVM, build the machine and load the kernel.  Nothing runs yet. */
-int vm_create(struct vm *vm, const struct vm_config *cfg, struct ferr *e);
+/* Open KVM, build the machine and load the kernel.  Nothing runs yet.
+ * Devices register their host I/O on @loop. */
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct loop *loop,
+	      struct ferr *e);
 /* Start one thread per vCPU. */
 int vm_start(struct vm *vm, struct ferr *e);
 /* Ask the VM to stop for @reason (any thread; the first reason sticks) and
@@ -112,5 +124,20 @@ int vm_exit_status(const struct vm *vm);
 
 /* KVM's view of a GSI: raise or lower it (KVM_IRQ_LINE). */
 void vm_irq_line(void *vm, unsigned int gsi, int level);
+
+/* Interrupt plumbing (irqchip.c).  The routing table keeps the PIC and
+ * IOAPIC pins (GSI 0-23) and adds one GSI per MSI(-X) vector. */
+int vm_irq_routing_init(struct vm *vm);
+void vm_irq_routing_destroy(struct vm *vm);
+/* A new MSI route; returns its GSI or a negative errno. */
+int vm_msi_route_add(struct vm *vm, uint64_t addr, uint32_t data);
+/* Point an MSI route elsewhere (the guest reprogrammed the vector). */
+int vm_msi_route_set(struct vm *vm, unsigned int gsi, uint64_t addr, uint32_t data);
+/* Deliver GSI @gsi whenever @fd is written (KVM_IRQFD). */
+int vm_irqfd(struct vm *vm, int fd, unsigned int gsi, bool assign);
+/* Let KVM complete guest writes to [addr, addr+len) by signalling @fd
+ * instead of exiting (KVM_IOEVENTFD).  @datamatch < 0: any value. */
+int vm_ioeventfd(struct vm *vm, int fd, uint64_t addr, uint32_t len, bool pio,
+		 int64_t datamatch, bool assign);
 
 #endif

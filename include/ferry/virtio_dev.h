@@ -1,0 +1,116 @@
+/* virtio devices and their transports.  A device (rng, blk, net, console)
+ * fills in a small ops table; a transport (virtio-pci modern, virtio-mmio)
+ * owns the registers the driver sees, the queues' configuration, feature
+ * negotiation, the status byte, notifications (ioeventfd) and interrupts
+ * (MSI-X through irqfd, or a level-triggered line).
+ *
+ * Threads: register accesses arrive on vCPU threads, queue notifications and
+ * host I/O completions on the event loop.  Both take dev->lock, so a device
+ * sees one thing at a time: ops are called with dev->lock held. */
+#ifndef FERRY_VIRTIO_DEV_H
+#define FERRY_VIRTIO_DEV_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ferry/virtio.h"
+
+/* Device ids (virtio 1.2 §5). */
+#define VIRTIO_ID_NET       1
+#define VIRTIO_ID_BLOCK     2
+#define VIRTIO_ID_CONSOLE   3
+#define VIRTIO_ID_RNG       4
+
+/* Status bits (§2.1). */
+#define VIRTIO_STATUS_ACKNOWLEDGE   1
+#define VIRTIO_STATUS_DRIVER        2
+#define VIRTIO_STATUS_DRIVER_OK     4
+#define VIRTIO_STATUS_FEATURES_OK   8
+#define VIRTIO_STATUS_NEEDS_RESET   64
+#define VIRTIO_STATUS_FAILED        128
+
+/* Transport-independent feature bits (bit numbers). */
+#define VIRTIO_F_VERSION_1          32
+#define VIRTIO_F_ACCESS_PLATFORM    33
+
+#define VIRTIO_MAX_QUEUES   16
+
+struct virtio_dev;
+struct loop;
+struct vm;
+
+struct virtio_dev_ops {
+	/* Device-specific feature bits offered; the transport adds
+	 * VERSION_1 and the ring features (INDIRECT_DESC, EVENT_IDX). */
+	uint64_t (*features)(struct virtio_dev *d);
+	/* Device configuration space (§4.x "device configuration layout"):
+	 * @off/@len are checked by the transport against config_len. */
+	void (*config_read)(struct virtio_dev *d, uint32_t off, uint8_t *data, uint32_t len);
+	void (*config_write)(struct virtio_dev *d, uint32_t off, const uint8_t *data, uint32_t len);
+	/* DRIVER_OK: features are in d->driver_features, enabled queues are
+	 * set up.  A negative errno makes the transport set NEEDS_RESET. */
+	int (*activate)(struct virtio_dev *d);
+	/* The driver kicked queue @q (on the event loop thread). */
+	void (*queue_notify)(struct virtio_dev *d, unsigned int q);
+	/* Device reset by the driver (status 0) or by ferry: drop in-flight
+	 * work (after waiting for host I/O that still points at guest
+	 * memory) and return to the initial state. */
+	void (*reset)(struct virtio_dev *d);
+};
+
+struct virtio_transport_ops {
+	/* Interrupt the driver for queue @q (used buffers) or a config
+	 * change.  Called with dev->lock held, from any thread. */
+	void (*notify_queue)(struct virtio_dev *d, unsigned int q);
+	void (*notify_config)(struct virtio_dev *d);
+};
+
+struct virtio_dev {
+	pthread_mutex_t lock;
+	const char *name;               /* "blk0", "net0": stable, for logs/migration */
+	uint16_t device_id;
+	uint32_t config_len;
+	unsigned int num_queues;
+	uint16_t queue_max_size;        /* offered queue size (power of 2) */
+	const struct virtio_dev_ops *ops;
+	void *priv;                     /* the device's own state */
+
+	/* Filled by the transport. */
+	const struct guest_mem *gm;
+	struct loop *loop;
+	uint8_t status;
+	uint64_t driver_features;       /* accepted at FEATURES_OK */
+	struct vq vqs[VIRTIO_MAX_QUEUES];
+	bool vq_ready[VIRTIO_MAX_QUEUES];
+	const struct virtio_transport_ops *t_ops;
+	void *transport;
+
+	/* Stats (written under lock). */
+	uint64_t requests, bytes, errors;
+};
+
+/* For devices: initialise the common part before handing it to a
+ * transport (mutex, zeroed state). */
+void virtio_dev_init(struct virtio_dev *d, const char *name, uint16_t device_id,
+		     unsigned int num_queues, uint16_t queue_max_size,
+		     uint32_t config_len, const struct virtio_dev_ops *ops, void *priv);
+
+static inline bool virtio_has_feature(const struct virtio_dev *d, unsigned int bit)
+{
+	return d->driver_features & (1ULL << bit);
+}
+
+/* For devices, with dev->lock held: after vq_push()es on queue @q,
+ * interrupt the driver if the queue asks for it (vq_needs_notify). */
+void virtio_queue_done(struct virtio_dev *d, unsigned int q);
+/* The guest broke a queue's rules or the device failed: set NEEDS_RESET
+ * and tell the driver (config interrupt); the device stops processing. */
+void virtio_dev_fail(struct virtio_dev *d, const char *why);
+
+/* Transports.  Each registers the device's registers on the VM's buses,
+ * its notifications as ioeventfds on the event loop, and its interrupts. */
+int virtio_pci_add(struct vm *vm, struct virtio_dev *d, struct ferr *e);
+int virtio_mmio_add(struct vm *vm, struct virtio_dev *d, struct ferr *e);
+
+#endif
