@@ -64,6 +64,36 @@ void vm_irq_routing_destroy(struct vm *vm)
 	pthread_mutex_destroy(&vm->irq_lock);
 }
 
+int vm_irq_source_alloc(struct vm *vm)
+{
+	int ret;
+
+	pthread_mutex_lock(&vm->irq_lock);
+	ret = vm->next_line_source < 32 ? (int)vm->next_line_source++ : -ENOSPC;
+	pthread_mutex_unlock(&vm->irq_lock);
+	return ret;
+}
+
+void vm_irq_shared_set(struct vm *vm, unsigned int gsi, int source, int level)
+{
+	uint32_t before, after;
+
+	if (gsi >= PLAT_IOAPIC_PINS || source < 0 || source >= 32)
+		return;
+	pthread_mutex_lock(&vm->irq_lock);
+	before = vm->line_sources[gsi];
+	if (level)
+		vm->line_sources[gsi] |= 1U << source;
+	else
+		vm->line_sources[gsi] &= ~(1U << source);
+	after = vm->line_sources[gsi];
+	/* Only edges of the OR reach KVM; under the lock so that two
+	 * devices cannot reorder a raise and a lower. */
+	if (!before != !after)
+		vm_irq_line(vm, gsi, after != 0);
+	pthread_mutex_unlock(&vm->irq_lock);
+}
+
 static struct kvm_irq_routing_entry msi_entry(unsigned int gsi, uint64_t addr, uint32_t data)
 {
 	return (struct kvm_irq_routing_entry){

@@ -21,6 +21,12 @@
 /* 32-bit hole: [3 GiB, 4 GiB). */
 #define PLAT_PCI_MMIO_GPA     0xC0000000ULL /* PCI BAR window ... */
 #define PLAT_PCI_MMIO_SIZE    0x20000000ULL /* ... 512 MiB */
+/* virtio-mmio devices (--transport mmio): 4 KiB each, announced to Linux on
+ * the command line (virtio_mmio.device=4K@ADDR:GSI), each on its own GSI. */
+#define PLAT_VIRTIO_MMIO_GPA  0xE0000000ULL
+#define PLAT_VIRTIO_MMIO_SIZE 0x1000ULL
+#define PLAT_VIRTIO_MMIO_MAX  8
+#define PLAT_VIRTIO_MMIO_GSI(i) (16 + (i))
 #define PLAT_IOAPIC_GPA       0xFEC00000ULL
 #define PLAT_LAPIC_GPA        0xFEE00000ULL
 #define PLAT_TSS_GPA          0xFFFBD000ULL /* KVM_SET_TSS_ADDR: 3 pages */

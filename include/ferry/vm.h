@@ -22,6 +22,34 @@ enum ferry_exit {
 };
 
 enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
+enum virtio_transport_kind { VIRTIO_TRANSPORT_PCI, VIRTIO_TRANSPORT_MMIO };
+enum console_mode { CONSOLE_SERIAL, CONSOLE_VIRTIO };
+
+enum blk_engine { BLK_ENGINE_IO_URING, BLK_ENGINE_AIO, BLK_ENGINE_SYNC };
+enum blk_cache { BLK_CACHE_WRITEBACK, BLK_CACHE_NONE };
+
+/* --disk path=FILE[,readonly=on][,cache=none|writeback]
+ *        [,engine=io_uring|aio|sync][,serial=ID][,queues=N][,shared=on] */
+struct disk_config {
+	const char *path;
+	bool readonly;
+	bool shared;               /* skip the OFD write lock (migration) */
+	enum blk_cache cache;
+	enum blk_engine engine;
+	char serial[21];           /* VIRTIO_BLK_ID_BYTES + NUL */
+	unsigned int queues;
+};
+
+/* --net tap=NAME[,mac=MAC][,queues=N] */
+struct net_config {
+	char tap[16];              /* IFNAMSIZ */
+	uint8_t mac[6];
+	bool has_mac;
+	unsigned int queues;
+};
+
+#define VM_MAX_DISKS 8
+#define VM_MAX_NETS  4
 
 struct vm_config {
 	const char *name;
@@ -38,6 +66,14 @@ struct vm_config {
 	unsigned int shutdown_timeout_s;
 	const char *api_path;       /* control socket, NULL for none */
 	const char *metrics;        /* unix:PATH or file:PATH, NULL for none */
+
+	enum virtio_transport_kind transport;
+	struct disk_config disks[VM_MAX_DISKS];
+	unsigned int nr_disks;
+	struct net_config nets[VM_MAX_NETS];
+	unsigned int nr_nets;
+	bool rng;
+	enum console_mode console;
 };
 
 /* Why the VM stopped; the first reason set wins. */
@@ -85,6 +121,8 @@ struct vm {
 	pthread_mutex_t irq_lock;
 	struct kvm_irq_routing *routing;
 	unsigned int next_msi_gsi;
+	uint32_t line_sources[24];  /* per IOAPIC pin: sources asserting it */
+	unsigned int next_line_source;
 	unsigned int next_pci_slot; /* virtio-pci devices take slots 1, 2, ... */
 	unsigned int next_mmio_dev; /* virtio-mmio devices, in order */
 	uint64_t next_pci_mmio;     /* BAR allocator in the PCI MMIO window */
@@ -129,6 +167,12 @@ void vm_irq_line(void *vm, unsigned int gsi, int level);
  * IOAPIC pins (GSI 0-23) and adds one GSI per MSI(-X) vector. */
 int vm_irq_routing_init(struct vm *vm);
 void vm_irq_routing_destroy(struct vm *vm);
+/* Level-triggered lines shared by several devices (PCI INTx, virtio-mmio):
+ * each device gets a source id, and the pin is high while any source
+ * asserts it.  KVM_IRQ_LINE alone would let one device lower a line that
+ * another still holds. */
+int vm_irq_source_alloc(struct vm *vm);
+void vm_irq_shared_set(struct vm *vm, unsigned int gsi, int source, int level);
 /* A new MSI route; returns its GSI or a negative errno. */
 int vm_msi_route_add(struct vm *vm, uint64_t addr, uint32_t data);
 /* Point an MSI route elsewhere (the guest reprogrammed the vector). */
