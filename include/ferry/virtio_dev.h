@@ -57,6 +57,8 @@ struct virtio_dev_ops {
 	 * work (after waiting for host I/O that still points at guest
 	 * memory) and return to the initial state. */
 	void (*reset)(struct virtio_dev *d);
+	/* Free the device (after the transport is gone; no lock held). */
+	void (*destroy)(struct virtio_dev *d);
 };
 
 struct virtio_transport_ops {
@@ -64,6 +66,8 @@ struct virtio_transport_ops {
 	 * change.  Called with dev->lock held, from any thread. */
 	void (*notify_queue)(struct virtio_dev *d, unsigned int q);
 	void (*notify_config)(struct virtio_dev *d);
+	/* Unregister from buses, loop and KVM; free transport state. */
+	void (*remove)(struct virtio_dev *d);
 };
 
 struct virtio_dev {
@@ -108,9 +112,31 @@ void virtio_queue_done(struct virtio_dev *d, unsigned int q);
  * and tell the driver (config interrupt); the device stops processing. */
 void virtio_dev_fail(struct virtio_dev *d, const char *why);
 
+/* Tear down: transport first (no more accesses), then the device. */
+void virtio_dev_destroy(struct virtio_dev *d);
+
 /* Transports.  Each registers the device's registers on the VM's buses,
  * its notifications as ioeventfds on the event loop, and its interrupts. */
 int virtio_pci_add(struct vm *vm, struct virtio_dev *d, struct ferr *e);
+/* virtio-mmio also appends "virtio_mmio.device=4K@ADDR:GSI" to
+ * vm->extra_cmdline so that Linux (and the test guest) find the device. */
 int virtio_mmio_add(struct vm *vm, struct virtio_dev *d, struct ferr *e);
+
+/* Devices (each in its own file under virtio/). */
+struct disk_config;
+struct net_config;
+struct virtio_dev *virtio_rng_create(struct ferr *e);
+struct virtio_dev *virtio_blk_create(const struct disk_config *cfg, struct loop *loop,
+				     struct ferr *e);
+struct virtio_dev *virtio_net_create(const struct net_config *cfg, struct loop *loop,
+				     struct ferr *e);
+/* hvc0: guest output to @out_fd, host input read from @in_fd (-1: none)
+ * on @loop. */
+struct virtio_dev *virtio_console_create(int in_fd, int out_fd, struct loop *loop,
+					 struct ferr *e);
+
+/* Option parsers for --disk and --net (errors name the flag and the key). */
+int disk_config_parse(const char *spec, struct disk_config *out, struct ferr *e);
+int net_config_parse(const char *spec, struct net_config *out, struct ferr *e);
 
 #endif

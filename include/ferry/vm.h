@@ -126,6 +126,9 @@ struct vm {
 	unsigned int next_pci_slot; /* virtio-pci devices take slots 1, 2, ... */
 	unsigned int next_mmio_dev; /* virtio-mmio devices, in order */
 	uint64_t next_pci_mmio;     /* BAR allocator in the PCI MMIO window */
+	char extra_cmdline[512];    /* appended to --cmdline (virtio-mmio) */
+	struct virtio_dev *virtio[VM_MAX_DISKS + VM_MAX_NETS + 2];
+	unsigned int nr_virtio;
 
 	int stop_efd;               /* signalled once when the VM stops */
 	int stop_reason;            /* enum vm_stop_reason, set atomically */
