@@ -302,6 +302,8 @@ static int parse_run(int argc, char **argv, struct cli *out, struct ferr *e)
 					(int)len, name);
 		if (eq) {
 			val = eq + 1;
+		} else if (!opt->arg) {
+			val = "on";  /* a flag without a value: --rng */
 		} else {
 			if (i + 1 >= argc)
 				return ferr_set(e, -EINVAL, "--%s needs a value: %s", opt->name, opt->arg);
@@ -386,7 +388,8 @@ void cli_print_help(FILE *f, const char *verb)
 		for (size_t i = 0; i < ARRAY_SIZE(run_opts); i++) {
 			char left[64];
 
-			snprintf(left, sizeof(left), "--%s %s", run_opts[i].name, run_opts[i].arg);
+			snprintf(left, sizeof(left), "--%s%s%s", run_opts[i].name,
+				 run_opts[i].arg ? " " : "", run_opts[i].arg ? run_opts[i].arg : "");
 			fprintf(f, "  %-30s %s\n", left, run_opts[i].help);
 		}
 		fprintf(f, "\nOn a terminal, keys go to the guest's serial port; Ctrl-A x quits, Ctrl-A h helps.\n");
