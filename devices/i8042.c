@@ -227,3 +227,29 @@ void i8042_destroy(struct i8042 *k)
 	pthread_mutex_destroy(&k->lock);
 	free(k);
 }
+
+int i8042_save(struct i8042 *k, void *fdt)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&k->lock);
+	ret |= fdt_property_u32(fdt, "status", k->status);
+	ret |= fdt_property_u32(fdt, "ctr", k->ctr);
+	ret |= fdt_property_u32(fdt, "outport", k->outport);
+	ret |= fdt_property_u32(fdt, "out", k->out);
+	ret |= fdt_property_u32(fdt, "pending", k->pending);
+	pthread_mutex_unlock(&k->lock);
+	return ret ? -ENOSPC : 0;
+}
+
+int i8042_load(struct i8042 *k, const void *fdt, int node)
+{
+	pthread_mutex_lock(&k->lock);
+	k->status = dev_state_u32(fdt, node, "status", k->status);
+	k->ctr = dev_state_u32(fdt, node, "ctr", k->ctr);
+	k->outport = dev_state_u32(fdt, node, "outport", k->outport);
+	k->out = dev_state_u32(fdt, node, "out", k->out);
+	k->pending = dev_state_u32(fdt, node, "pending", k->pending);
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}

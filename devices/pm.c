@@ -217,3 +217,33 @@ void pm_destroy(struct pm *pm)
 	pthread_mutex_destroy(&pm->lock);
 	free(pm);
 }
+
+/* Migration: the PM1 registers and the PM timer's count, which goes on
+ * from where it was (the guest measures time with it). */
+int pm_save(struct pm *pm, void *fdt)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&pm->lock);
+	ret |= fdt_property_u32(fdt, "sts", pm->sts);
+	ret |= fdt_property_u32(fdt, "en", pm->en);
+	ret |= fdt_property_u32(fdt, "cnt", pm->cnt);
+	ret |= fdt_property_u32(fdt, "tmr", pm_timer(pm));
+	pthread_mutex_unlock(&pm->lock);
+	return ret ? -ENOSPC : 0;
+}
+
+int pm_load(struct pm *pm, const void *fdt, int node)
+{
+	uint32_t tmr;
+
+	pthread_mutex_lock(&pm->lock);
+	pm->sts = dev_state_u32(fdt, node, "sts", pm->sts);
+	pm->en = dev_state_u32(fdt, node, "en", pm->en);
+	pm->cnt = dev_state_u32(fdt, node, "cnt", pm->cnt);
+	tmr = dev_state_u32(fdt, node, "tmr", 0) & PM_TMR_MASK;
+	pm->tmr_base_ns = now_ns() - (uint64_t)tmr * 1000000000ULL / PM_TMR_HZ;
+	pm_update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+	return 0;
+}

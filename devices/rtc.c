@@ -362,3 +362,45 @@ void rtc_destroy(struct rtc *r)
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }
+
+/* Migration: the CMOS bytes, the index register, and the guest's offset
+ * from host UTC (both hosts keep UTC; the offset is what the guest set). */
+int rtc_save(struct rtc *r, void *fdt)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&r->lock);
+	ret |= fdt_property(fdt, "cmos", r->cmos, sizeof(r->cmos));
+	ret |= fdt_property_u32(fdt, "index", r->index);
+	ret |= fdt_property_u64(fdt, "offset", (uint64_t)r->offset);
+	ret |= fdt_property(fdt, "set-tm", &r->set_tm, sizeof(r->set_tm));
+	pthread_mutex_unlock(&r->lock);
+	return ret ? -ENOSPC : 0;
+}
+
+int rtc_load(struct rtc *r, const void *fdt, int node)
+{
+	const void *cmos, *tm, *off;
+	int len, tlen, olen;
+
+	cmos = fdt_getprop(fdt, node, "cmos", &len);
+	tm = fdt_getprop(fdt, node, "set-tm", &tlen);
+	off = fdt_getprop(fdt, node, "offset", &olen);
+	if ((cmos && len != (int)sizeof(r->cmos)) || (tm && tlen != (int)sizeof(r->set_tm)) ||
+	    (off && olen != 8))
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	if (cmos)
+		memcpy(r->cmos, cmos, sizeof(r->cmos));
+	if (tm)
+		memcpy(&r->set_tm, tm, sizeof(r->set_tm));
+	if (off) {
+		fdt64_t v;
+
+		memcpy(&v, off, sizeof(v));    /* FDT values are 4-byte aligned */
+		r->offset = (int64_t)fdt64_to_cpu(v);
+	}
+	r->index = dev_state_u32(fdt, node, "index", r->index) % CMOS_SIZE;
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}

@@ -458,3 +458,70 @@ void uart_destroy(struct uart *u)
 	pthread_mutex_destroy(&u->lock);
 	free(u);
 }
+
+/* Migration: registers and the bytes the guest has not read yet (both
+ * FIFOs), so that no input is lost or repeated. */
+int uart_save(struct uart *u, void *fdt)
+{
+	uint8_t rx[UART_FIFO_SIZE + UART_HOST_BUF];
+	unsigned int n = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&u->lock);
+	for (unsigned int i = 0; i < u->rx_count; i++)
+		rx[n++] = u->rx[(u->rx_head + i) % UART_FIFO_SIZE];
+	for (unsigned int i = 0; i < u->host_count; i++)
+		rx[n++] = u->host[(u->host_head + i) % UART_HOST_BUF];
+	ret |= fdt_property_u32(fdt, "ier", u->ier);
+	ret |= fdt_property_u32(fdt, "lcr", u->lcr);
+	ret |= fdt_property_u32(fdt, "mcr", u->mcr);
+	ret |= fdt_property_u32(fdt, "scr", u->scr);
+	ret |= fdt_property_u32(fdt, "dll", u->dll);
+	ret |= fdt_property_u32(fdt, "dlm", u->dlm);
+	ret |= fdt_property_u32(fdt, "lsr-err", u->lsr_err);
+	ret |= fdt_property_u32(fdt, "msr-delta", u->msr_delta);
+	ret |= fdt_property_u32(fdt, "fifo-enabled", u->fifo_enabled);
+	ret |= fdt_property_u32(fdt, "rx-trigger", u->rx_trigger);
+	ret |= fdt_property_u32(fdt, "thr-pending", u->thr_pending);
+	ret |= fdt_property_u32(fdt, "rx-in-fifo", u->rx_count);
+	ret |= fdt_property(fdt, "rx", rx, n);
+	pthread_mutex_unlock(&u->lock);
+	return ret ? -ENOSPC : 0;
+}
+
+int uart_load(struct uart *u, const void *fdt, int node)
+{
+	const uint8_t *rx;
+	unsigned int in_fifo;
+	int len;
+
+	rx = fdt_getprop(fdt, node, "rx", &len);
+	in_fifo = dev_state_u32(fdt, node, "rx-in-fifo", 0);
+	if (!rx)
+		len = 0;
+	if (len > UART_FIFO_SIZE + UART_HOST_BUF || in_fifo > UART_FIFO_SIZE ||
+	    in_fifo > (unsigned int)len)
+		return -EINVAL;
+	pthread_mutex_lock(&u->lock);
+	u->ier = dev_state_u32(fdt, node, "ier", u->ier) & 0x0f;
+	u->lcr = dev_state_u32(fdt, node, "lcr", u->lcr);
+	u->mcr = dev_state_u32(fdt, node, "mcr", u->mcr) & 0x1f;
+	u->scr = dev_state_u32(fdt, node, "scr", u->scr);
+	u->dll = dev_state_u32(fdt, node, "dll", u->dll);
+	u->dlm = dev_state_u32(fdt, node, "dlm", u->dlm);
+	u->lsr_err = dev_state_u32(fdt, node, "lsr-err", u->lsr_err) & 0x1e;
+	u->msr_delta = dev_state_u32(fdt, node, "msr-delta", u->msr_delta) & 0x0f;
+	u->fifo_enabled = dev_state_u32(fdt, node, "fifo-enabled", u->fifo_enabled) != 0;
+	u->rx_trigger = dev_state_u32(fdt, node, "rx-trigger", u->rx_trigger);
+	if (u->rx_trigger < 1 || u->rx_trigger > UART_FIFO_SIZE)
+		u->rx_trigger = 1;
+	u->thr_pending = dev_state_u32(fdt, node, "thr-pending", u->thr_pending) != 0;
+	u->rx_head = u->host_head = 0;
+	u->rx_count = in_fifo;
+	memcpy(u->rx, rx, in_fifo);
+	u->host_count = len - in_fifo;
+	memcpy(u->host, rx + in_fifo, u->host_count);
+	uart_update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+	return 0;
+}

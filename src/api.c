@@ -42,7 +42,25 @@
  *   subscribe  -                     any                      state
  *              from now on this connection also receives event lines.
  *
- *   Later requests (migration) join api_requests[] below with their states.
+ *   migrate    to: "tcp:HOST:PORT"       running          the migrate-status result
+ *              max_downtime_ms: 1..60000 (default 50)
+ *              max_bandwidth: bytes/s (default 0: unlimited)
+ *              timeout_s: 0..86400 (default 0: none)
+ *              auto_converge: bool (default true)
+ *              starts a live migration (migrate/migrate.c) and answers at
+ *              once; "migration" events report progress and the end.  A
+ *              second one while one runs is refused.  On success the VM
+ *              stops here (exit status 0) after the final event.
+ *   migrate-status -                 any              status (none, setup,
+ *              active, switchover, completed, failed, connection-failed,
+ *              refused, timeout, cancelled), error, round, ram_pages,
+ *              remaining_pages, bytes, pages, zero_pages, bandwidth_bps,
+ *              dirty_rate_bps, expected_downtime_ms, throttle_pct, stalled,
+ *              rounds, total_ms, downtime_ms, dest_load_ms, to
+ *   migrate-cancel -                 running          the migrate-status result
+ *              stops a migration before its switchover; the VM keeps
+ *              running here.  "refused" when none runs or it is switching
+ *              over.
  *
  * Error codes
  *   parse_error       the line is not JSON, or not a JSON object
@@ -60,7 +78,9 @@
  * Events (subscribed connections only; they may arrive between replies, but
  * never before the reply to the request that caused them)
  *   {"event": "state", "timestamp": UNIX_SECONDS, "state": STATE}
- *   Later: "migration" (progress), "panic" (guest panic).  A client must
+ *   {"event": "migration", "timestamp": ..., ...the migrate-status members}
+ *   at most 10 per second while a migration runs, and one at its end.
+ *   Later: "panic" (guest panic).  A client must
  *   ignore event names it does not know.  When the VM stops, the
  *   "stopped" state event is the last line before the socket closes.
  *
@@ -95,6 +115,7 @@
 #include "ferry/api.h"
 #include "ferry/log.h"
 #include "ferry/loop.h"
+#include "ferry/migrate.h"
 #include "ferry/notify.h"
 #include "ferry/stats.h"
 #include "ferry/util.h"
@@ -117,7 +138,7 @@ struct api_call {
 struct api_request {
 	const char *name;
 	unsigned int states;            /* ST() mask of states it is legal in */
-	const char *const args[4];      /* accepted arguments, NULL-terminated */
+	const char *const args[8];      /* accepted arguments, NULL-terminated */
 	int (*fn)(struct api_call *c);
 };
 
@@ -222,6 +243,83 @@ static int api_req_stop(struct api_call *c)
 	return api_action_done(c, "stop", c->ops->stop(c->opaque));
 }
 
+/* An optional integer argument in [min, max]. */
+static int api_arg_int(struct api_call *c, const char *name, int64_t min, int64_t max,
+		       int64_t *out)
+{
+	struct json_object *t;
+
+	if (!json_object_object_get_ex(c->req, name, &t))
+		return 0;
+	errno = 0;
+	if (!json_object_is_type(t, json_type_int) ||
+	    (*out = json_object_get_int64(t), errno) || *out < min || *out > max)
+		return api_fail(c, "invalid_argument", "\"%s\" must be an integer from %lld to %lld",
+				name, (long long)min, (long long)max);
+	return 0;
+}
+
+static int api_req_migrate(struct api_call *c)
+{
+	struct mig_params p = { .max_downtime_ms = MIG_DEFAULT_DOWNTIME_MS, .auto_converge = true };
+	int64_t down = p.max_downtime_ms, bw = 0, timeout = 0;
+	struct json_object *to, *ac;
+	struct ferr e = { "" };
+	int ret;
+
+	if (!c->ops->migrate)
+		return api_fail(c, "failed", "this VMM cannot migrate");
+	if (!json_object_object_get_ex(c->req, "to", &to) ||
+	    !json_object_is_type(to, json_type_string))
+		return api_fail(c, "invalid_argument", "\"to\" (\"tcp:HOST:PORT\") is required");
+	if (api_arg_int(c, "max_downtime_ms", 1, 60000, &down) < 0 ||
+	    api_arg_int(c, "max_bandwidth", 0, INT64_MAX, &bw) < 0 ||
+	    api_arg_int(c, "timeout_s", 0, 86400, &timeout) < 0)
+		return -1;
+	if (json_object_object_get_ex(c->req, "auto_converge", &ac)) {
+		if (!json_object_is_type(ac, json_type_boolean))
+			return api_fail(c, "invalid_argument", "\"auto_converge\" must be true or false");
+		p.auto_converge = json_object_get_boolean(ac);
+	}
+	p.max_downtime_ms = down;
+	p.max_bandwidth = bw;
+	p.timeout_s = timeout;
+	ret = c->ops->migrate(c->opaque, json_object_get_string(to), &p, &e);
+	if (ret == -EBUSY)
+		return api_fail(c, "refused", "%s", e.msg);
+	if (ret == -EINVAL)
+		return api_fail(c, "invalid_argument", "\"to\": %s", e.msg);
+	if (ret < 0)
+		return api_fail(c, "failed", "migrate failed: %s", e.msg);
+	c->result = c->ops->migrate_status(c->opaque);
+	return 0;
+}
+
+static int api_req_migrate_status(struct api_call *c)
+{
+	if (!c->ops->migrate_status)
+		return api_fail(c, "failed", "this VMM cannot migrate");
+	c->result = c->ops->migrate_status(c->opaque);
+	return c->result ? 0 : api_fail(c, "failed", "cannot build the migration status");
+}
+
+static int api_req_migrate_cancel(struct api_call *c)
+{
+	int ret;
+
+	if (!c->ops->migrate_cancel)
+		return api_fail(c, "failed", "this VMM cannot migrate");
+	ret = c->ops->migrate_cancel(c->opaque);
+	if (ret == -ENOENT)
+		return api_fail(c, "refused", "no migration is running");
+	if (ret == -EBUSY)
+		return api_fail(c, "refused", "the migration is switching over; too late to cancel");
+	if (ret < 0)
+		return api_fail(c, "failed", "migrate-cancel failed: %s", strerror(-ret));
+	c->result = c->ops->migrate_status(c->opaque);
+	return 0;
+}
+
 static int api_req_subscribe(struct api_call *c)
 {
 	c->session->subscribed = true;
@@ -237,6 +335,11 @@ static const struct api_request api_requests[] = {
 	{ "shutdown", ST(VMM_RUNNING) | ST(VMM_PAUSED), { "timeout", NULL }, api_req_shutdown },
 	{ "stop", ST(VMM_RUNNING) | ST(VMM_PAUSED) | ST(VMM_SHUTTING_DOWN), { NULL }, api_req_stop },
 	{ "subscribe", ST_ANY, { NULL }, api_req_subscribe },
+	{ "migrate", ST(VMM_RUNNING),
+	  { "to", "max_downtime_ms", "max_bandwidth", "timeout_s", "auto_converge", NULL },
+	  api_req_migrate },
+	{ "migrate-status", ST_ANY, { NULL }, api_req_migrate_status },
+	{ "migrate-cancel", ST(VMM_RUNNING), { NULL }, api_req_migrate_cancel },
 };
 
 /* "running, paused" for the refusal message. */
@@ -395,6 +498,10 @@ static int api_vmm_shutdown(void *o, unsigned int t) { return vmm_shutdown(o, t)
 static int api_vmm_stop(void *o) { return vmm_stop(o); }
 static struct json_object *api_vmm_status(void *o) { return stats_status(o); }
 static struct json_object *api_vmm_stats(void *o) { return stats_build(o); }
+static int api_vmm_migrate(void *o, const char *uri, const struct mig_params *p,
+			   struct ferr *e) { return mig_start(o, uri, p, e); }
+static int api_vmm_migrate_cancel(void *o) { return mig_cancel(o); }
+static struct json_object *api_vmm_migrate_status(void *o) { return mig_status_json(o); }
 
 static const struct api_ops api_vmm_ops = {
 	.state = api_vmm_state,
@@ -404,6 +511,9 @@ static const struct api_ops api_vmm_ops = {
 	.stop = api_vmm_stop,
 	.status = api_vmm_status,
 	.stats = api_vmm_stats,
+	.migrate = api_vmm_migrate,
+	.migrate_cancel = api_vmm_migrate_cancel,
+	.migrate_status = api_vmm_migrate_status,
 };
 
 static void api_client_close(struct api_client *c, const char *why)

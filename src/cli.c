@@ -7,7 +7,9 @@
 
 #include "ferry/cli.h"
 #include "ferry/ctl.h"
+#include "ferry/migrate.h"
 #include "ferry/util.h"
+#include "ferry/virtio_dev.h"
 
 #define MEM_MIN   (16 * MiB)
 #define MEM_MAX   (1024 * GiB)
@@ -161,6 +163,75 @@ static int set_metrics(struct vm_config *cfg, const char *val, struct ferr *e)
 	return 0;
 }
 
+static int set_incoming(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	char host[256], port[32];
+	struct ferr why;
+
+	if (mig_parse_uri(val, host, sizeof(host), port, sizeof(port), &why) < 0)
+		return ferr_set(e, -EINVAL, "--incoming: %s", why.msg);
+	cfg->incoming = val;
+	return 0;
+}
+
+static int set_disk(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	if (cfg->nr_disks >= VM_MAX_DISKS)
+		return ferr_set(e, -E2BIG, "--disk: at most %d disks", VM_MAX_DISKS);
+	if (disk_config_parse(val, &cfg->disks[cfg->nr_disks], e) < 0)
+		return -EINVAL;
+	cfg->nr_disks++;
+	return 0;
+}
+
+static int set_net(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	if (cfg->nr_nets >= VM_MAX_NETS)
+		return ferr_set(e, -E2BIG, "--net: at most %d network devices", VM_MAX_NETS);
+	if (net_config_parse(val, &cfg->nets[cfg->nr_nets], e) < 0)
+		return -EINVAL;
+	cfg->nr_nets++;
+	return 0;
+}
+
+static int set_on_off(const char *flag, const char *val, bool *out, struct ferr *e)
+{
+	if (!strcmp(val, "on"))
+		*out = true;
+	else if (!strcmp(val, "off"))
+		*out = false;
+	else
+		return ferr_set(e, -EINVAL, "--%s: '%s' is not on or off", flag, val);
+	return 0;
+}
+
+static int set_rng(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	return set_on_off("rng", val, &cfg->rng, e);
+}
+
+static int set_console(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	if (!strcmp(val, "virtio"))
+		cfg->console = CONSOLE_VIRTIO;
+	else if (!strcmp(val, "serial"))
+		cfg->console = CONSOLE_SERIAL;
+	else
+		return ferr_set(e, -EINVAL, "--console: '%s' is not serial or virtio", val);
+	return 0;
+}
+
+static int set_transport(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	if (!strcmp(val, "pci"))
+		cfg->transport = VIRTIO_TRANSPORT_PCI;
+	else if (!strcmp(val, "mmio"))
+		cfg->transport = VIRTIO_TRANSPORT_MMIO;
+	else
+		return ferr_set(e, -EINVAL, "--transport: '%s' is not pci or mmio", val);
+	return 0;
+}
+
 static const struct cli_opt run_opts[] = {
 	{ "kernel", "PATH", "kernel to boot: ELF (PVH or vmlinux) or bzImage (required)", set_kernel },
 	{ "initrd", "PATH", "initial ramdisk", set_initrd },
@@ -171,8 +242,15 @@ static const struct cli_opt run_opts[] = {
 	{ "name", "NAME", "name of the VM, for logs and status", set_name },
 	{ "log-level", "LEVEL", "error, warn, info or debug (default warn)", set_log_level },
 	{ "shutdown-timeout", "SECONDS", "after SIGTERM/SIGINT, stop a guest that has not powered off (default 30)", set_shutdown_timeout },
+	{ "disk", "path=FILE[,readonly=on][,cache=none][,engine=io_uring|aio|sync][,serial=ID][,queues=N][,shared=on]",
+	  "a virtio-blk disk (repeatable)", set_disk },
+	{ "net", "tap=NAME[,mac=MAC][,queues=N]", "a virtio-net device on a tap (repeatable)", set_net },
+	{ "rng", NULL, "a virtio-rng device fed by getrandom() (config file: rng = on)", set_rng },
+	{ "console", "serial|virtio", "where the console's input goes: COM1 (default) or virtio hvc0", set_console },
+	{ "transport", "pci|mmio", "how virtio devices attach (default pci)", set_transport },
 	{ "api", "PATH", "control socket (JSON, see 'ferry status --help')", set_api },
 	{ "metrics", "unix:PATH|file:PATH", "Prometheus text metrics on a socket or in a file", set_metrics },
+	{ "incoming", "tcp:ADDR:PORT", "wait for a migration (ferry migrate) instead of booting; give the source's machine flags", set_incoming },
 	{ "config", "FILE", "read settings from FILE ('memory = 1G' lines); flags override it", NULL },
 };
 

@@ -14,6 +14,7 @@
 
 #include "ferry/api.h"
 #include "ferry/ctl.h"
+#include "ferry/migrate.h"
 #include "ferry/util.h"
 
 /* A reply the VMM owes us at once; only `events` waits longer. */
@@ -157,6 +158,7 @@ static const struct ctl_verb ctl_verbs[] = {
 	{ "shutdown", "shutdown", "press the ACPI power button; stop the VM if it is still up after the timeout", ctl_print_state },
 	{ "stop", "stop", "stop the VM at once, like pulling the plug", ctl_print_stop },
 	{ "events", NULL, "print state changes as JSON lines until the VM stops", NULL },
+	{ "migrate", "migrate", "move the running VM to another ferry (ferry run --incoming) over TCP", NULL },
 };
 
 static const struct ctl_verb *ctl_find(const char *verb)
@@ -361,6 +363,257 @@ static int ctl_reply_status(const struct ctl_verb *v, struct json_object *reply,
 	return err && !strcmp(jstr(err, "code"), "refused") ? CTL_EXIT_REFUSED : CTL_EXIT_FAILED;
 }
 
+/* ---- ferry migrate ---- */
+
+struct ctl_mig_opts {
+	const char *api, *to;
+	int64_t downtime, bandwidth, timeout;
+	int auto_converge;              /* -1: default */
+	bool json;
+};
+
+static void ctl_migrate_usage(FILE *f)
+{
+	fprintf(f, "Usage: ferry migrate --api PATH --to tcp:HOST:PORT [--max-downtime MS]\n"
+		   "                     [--max-bandwidth RATE] [--timeout S] [--auto-converge on|off] [--json]\n\n"
+		   "Move the running VM to another ferry started with\n"
+		   "'ferry run --incoming tcp:ADDR:PORT <the same machine flags>' (live, pre-copy).\n\n"
+		   "Options:\n"
+		   "  --api PATH            the control socket of the VM to move\n"
+		   "  --to tcp:HOST:PORT    the destination's --incoming address\n"
+		   "  --max-downtime MS     longest pause of the guest to aim for (default %d)\n"
+		   "  --max-bandwidth RATE  bytes per second, K/M/G suffixes (default: unlimited)\n"
+		   "  --timeout S           give up if not done after S seconds (default: never)\n"
+		   "  --auto-converge on|off  slow down vCPUs that dirty memory faster than the\n"
+		   "                        link carries it (default on)\n"
+		   "  --json                print the summary as one JSON object\n\n"
+		   "Exit status (in every failure the VM keeps running on the source):\n"
+		   "  %d  the destination runs the VM\n  %d  bad flags\n  %d  cannot connect to the control socket\n"
+		   "  %d  not possible now (a migration is already running, VM not running)\n"
+		   "  %d  failed\n  %d  cancelled\n  %d  did not converge within --timeout\n"
+		   "  %d  the destination refused (machine mismatch, corrupted stream)\n"
+		   "  %d  the connection to the destination failed or broke\n",
+		MIG_DEFAULT_DOWNTIME_MS, CTL_EXIT_OK, CTL_EXIT_USAGE, CTL_EXIT_CONNECT,
+		CTL_EXIT_REFUSED, CTL_EXIT_FAILED, CTL_EXIT_MIG_CANCELLED, CTL_EXIT_MIG_TIMEOUT,
+		CTL_EXIT_MIG_REFUSED, CTL_EXIT_MIG_CONNECT);
+}
+
+static int ctl_migrate_parse(int argc, char **argv, struct ctl_mig_opts *o)
+{
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i], *val;
+		size_t len = strcspn(a, "=");
+		uint64_t v;
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+			return 1;
+		if (!strcmp(a, "--json")) {
+			o->json = true;
+			continue;
+		}
+		val = a[len] ? a + len + 1 : (i + 1 < argc ? argv[++i] : NULL);
+		if (!val) {
+			fprintf(stderr, "ferry: migrate: %s needs a value\n", a);
+			return -1;
+		}
+#define IS(flag) (len == strlen(flag) && !strncmp(a, flag, len))
+		if (IS("--api")) {
+			o->api = val;
+		} else if (IS("--to")) {
+			o->to = val;
+		} else if (IS("--max-downtime")) {
+			if (parse_uint(val, 1, 60000, &v) < 0) {
+				fprintf(stderr, "ferry: migrate: --max-downtime: '%s' is not 1 to 60000 ms\n", val);
+				return -1;
+			}
+			o->downtime = v;
+		} else if (IS("--max-bandwidth")) {
+			if (parse_size(val, &v) < 0 || v > INT64_MAX) {
+				fprintf(stderr, "ferry: migrate: --max-bandwidth: '%s' is not a rate in bytes/s (e.g. 100M)\n", val);
+				return -1;
+			}
+			o->bandwidth = v;
+		} else if (IS("--timeout")) {
+			if (parse_uint(val, 0, 86400, &v) < 0) {
+				fprintf(stderr, "ferry: migrate: --timeout: '%s' is not 0 to 86400 seconds\n", val);
+				return -1;
+			}
+			o->timeout = v;
+		} else if (IS("--auto-converge")) {
+			if (strcmp(val, "on") && strcmp(val, "off")) {
+				fprintf(stderr, "ferry: migrate: --auto-converge: '%s' is not on or off\n", val);
+				return -1;
+			}
+			o->auto_converge = !strcmp(val, "on");
+		} else {
+			fprintf(stderr, "ferry: migrate: unknown option '%s' (see 'ferry migrate --help')\n", a);
+			return -1;
+		}
+#undef IS
+	}
+	if (!o->api || !o->to) {
+		fprintf(stderr, "ferry: migrate: --api PATH and --to tcp:HOST:PORT are required (see 'ferry migrate --help')\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int ctl_send(int fd, struct json_object *req)
+{
+	const char *s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+
+	if (!s || write_all(fd, s, strlen(s)) < 0 || write_all(fd, "\n", 1) < 0)
+		return -1;
+	return 0;
+}
+
+static bool ctl_mig_terminal(const char *status)
+{
+	static const char *const ends[] = { "completed", "failed", "connection-failed",
+					    "refused", "timeout", "cancelled" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(ends); i++)
+		if (!strcmp(status, ends[i]))
+			return true;
+	return false;
+}
+
+static void ctl_mig_progress(struct json_object *ev, bool tty)
+{
+	double total = jint(ev, "ram_pages"), left = jint(ev, "remaining_pages");
+	double pct = total ? 100.0 * (total - left) / total : 0;
+	char line[200];
+
+	snprintf(line, sizeof(line), "%-10s %5.1f%%  %8.1f MiB/s  dirty %8.1f MiB/s  round %lld  expected downtime %.1f ms%s",
+		 jstr(ev, "status"), pct, jint(ev, "bandwidth_bps") / (double)MiB,
+		 jint(ev, "dirty_rate_bps") / (double)MiB, (long long)jint(ev, "round"),
+		 jdbl(ev, "expected_downtime_ms"),
+		 jint(ev, "throttle_pct") ? "  throttled" : "");
+	if (tty) {
+		int filled = (int)(pct / 5);
+
+		fprintf(stderr, "\r[%.*s%*s] %s", filled, "####################", 20 - filled, "", line);
+	} else {
+		fprintf(stderr, "%s\n", line);
+	}
+}
+
+static int ctl_mig_summary(struct json_object *ev, const struct ctl_mig_opts *o, bool tty)
+{
+	const char *status = jstr(ev, "status");
+
+	if (tty)
+		fprintf(stderr, "\n");
+	if (o->json) {
+		json_object_object_del(ev, "event");
+		json_object_object_del(ev, "timestamp");
+		printf("%s\n", json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN));
+	}
+	if (!strcmp(status, "completed")) {
+		if (!o->json)
+			printf("migrated to %s: total %.1f ms, downtime %.2f ms, %.1f MiB sent, %lld pages (%lld zero pages skipped), %lld rounds, final dirty rate %.1f MiB/s\n",
+			       o->to, jdbl(ev, "total_ms"), jdbl(ev, "downtime_ms"),
+			       jint(ev, "bytes") / (double)MiB, (long long)jint(ev, "pages"),
+			       (long long)jint(ev, "zero_pages"), (long long)jint(ev, "rounds"),
+			       jint(ev, "dirty_rate_bps") / (double)MiB);
+		return CTL_EXIT_OK;
+	}
+	fprintf(stderr, "ferry: migrate: %s: %s (the VM keeps running on the source)\n", status,
+		jstr(ev, "error"));
+	if (!strcmp(status, "cancelled"))
+		return CTL_EXIT_MIG_CANCELLED;
+	if (!strcmp(status, "timeout"))
+		return CTL_EXIT_MIG_TIMEOUT;
+	if (!strcmp(status, "refused"))
+		return CTL_EXIT_MIG_REFUSED;
+	if (!strcmp(status, "connection-failed"))
+		return CTL_EXIT_MIG_CONNECT;
+	return CTL_EXIT_FAILED;
+}
+
+static int ctl_migrate(int argc, char **argv)
+{
+	struct ctl_mig_opts o = { .downtime = -1, .bandwidth = -1, .timeout = -1, .auto_converge = -1 };
+	struct json_object *req, *msg = NULL;
+	char *buf = NULL, *line = NULL;
+	bool tty = isatty(STDERR_FILENO), replied = false;
+	int fd, ret, status = CTL_EXIT_FAILED, step = 0;
+	size_t have = 0;
+
+	ret = ctl_migrate_parse(argc, argv, &o);
+	if (ret) {
+		if (ret > 0)
+			ctl_migrate_usage(stdout);
+		return ret > 0 ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+	}
+	fd = ctl_connect(o.api);
+	if (fd < 0)
+		return CTL_EXIT_CONNECT;
+	buf = malloc(API_OUT_MAX);
+	req = json_object_new_object();
+	json_object_object_add(req, "request", json_object_new_string("subscribe"));
+	if (!buf || ctl_send(fd, req) < 0) {
+		fprintf(stderr, "ferry: migrate: cannot send to %s: %s\n", o.api, strerror(errno));
+		goto out;
+	}
+	json_object_put(req);
+	req = json_object_new_object();
+	json_object_object_add(req, "request", json_object_new_string("migrate"));
+	json_object_object_add(req, "to", json_object_new_string(o.to));
+	if (o.downtime >= 0)
+		json_object_object_add(req, "max_downtime_ms", json_object_new_int64(o.downtime));
+	if (o.bandwidth >= 0)
+		json_object_object_add(req, "max_bandwidth", json_object_new_int64(o.bandwidth));
+	if (o.timeout >= 0)
+		json_object_object_add(req, "timeout_s", json_object_new_int64(o.timeout));
+	if (o.auto_converge >= 0)
+		json_object_object_add(req, "auto_converge", json_object_new_boolean(o.auto_converge));
+	if (ctl_send(fd, req) < 0) {
+		fprintf(stderr, "ferry: migrate: cannot send to %s: %s\n", o.api, strerror(errno));
+		goto out;
+	}
+	/* Replies: subscribe's, then migrate's; then events until the end.
+	 * Events before migrate's reply belong to an earlier migration. */
+	while ((ret = ctl_read_line(fd, &line, buf, &have)) > 0) {
+		json_object_put(msg);
+		msg = json_tokener_parse(line);
+		free(line);
+		line = NULL;
+		if (!msg || !json_object_is_type(msg, json_type_object))
+			continue;
+		if (!json_object_object_get_ex(msg, "event", NULL)) {
+			struct json_object *ok, *err;
+
+			step++;
+			if (!json_object_object_get_ex(msg, "ok", &ok) || json_object_get_boolean(ok))
+				continue;
+			json_object_object_get_ex(msg, "error", &err);
+			fprintf(stderr, "ferry: migrate: %s\n", err ? jstr(err, "message") : "failed");
+			status = err && !strcmp(jstr(err, "code"), "refused") ? CTL_EXIT_REFUSED :
+				 err && !strcmp(jstr(err, "code"), "invalid_argument") ? CTL_EXIT_USAGE :
+				 CTL_EXIT_FAILED;
+			goto out;
+		}
+		replied = step >= 2;
+		if (!replied || strcmp(jstr(msg, "event"), "migration"))
+			continue;
+		if (ctl_mig_terminal(jstr(msg, "status"))) {
+			status = ctl_mig_summary(msg, &o, tty);
+			goto out;
+		}
+		ctl_mig_progress(msg, tty);
+	}
+	fprintf(stderr, "ferry: migrate: the VMM closed the control socket before the migration ended%s\n",
+		ret < 0 ? "" : "");
+out:
+	json_object_put(msg);
+	json_object_put(req);
+	free(line);
+	free(buf);
+	close(fd);
+	return status;
+}
+
 int ctl_main(const char *verb, int argc, char **argv)
 {
 	const struct ctl_verb *v = ctl_find(verb);
@@ -374,6 +627,8 @@ int ctl_main(const char *verb, int argc, char **argv)
 
 	if (!v)
 		return CTL_EXIT_USAGE;
+	if (!strcmp(v->name, "migrate"))
+		return ctl_migrate(argc, argv);
 	ret = ctl_parse(v, argc, argv, &o);
 	if (ret) {
 		if (ret > 0)

@@ -74,7 +74,8 @@ int loop_del(struct loop *l, int fd)
 	for (struct loop_source **p = &l->sources; *p; p = &(*p)->next) {
 		struct loop_source *s = *p;
 
-		if (s->fd != fd)
+		/* A dead source may still carry a reused fd number. */
+		if (s->fd != fd || !s->fn)
 			continue;
 		epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
 		/* Keep the source alive while this round's events may still

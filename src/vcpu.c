@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ferry/log.h"
@@ -337,10 +338,41 @@ static void vcpu_park(struct vcpu *v)
 	pthread_mutex_unlock(&vm->run_lock);
 }
 
+/* Auto-converge (migration): after each 10 ms of running, sleep so that
+ * the vCPU runs (100 - pct)% of the time.  The migration kicks vCPUs
+ * every slice so that even a vCPU that never exits gets here; a pause or a
+ * stop cuts the sleep short. */
+#define VCPU_THROTTLE_SLICE_NS 10000000ULL
+
+static void vcpu_throttle(struct vcpu *v, uint64_t *slice_start)
+{
+	unsigned int pct = __atomic_load_n(&v->vm->throttle_pct, __ATOMIC_RELAXED);
+	uint64_t now = now_ns(), until;
+	struct timespec ts;
+
+	if (!pct || now - *slice_start < VCPU_THROTTLE_SLICE_NS)
+		return;
+	pct = MIN(pct, 99u);
+	until = now + VCPU_THROTTLE_SLICE_NS * pct / (100 - pct);
+	while (now_ns() < until && !vcpu_should_stop(v) &&
+	       !__atomic_load_n(&v->vm->pause_requested, __ATOMIC_ACQUIRE)) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t left = MIN(until - now_ns(), 1000000ULL);
+
+		ts.tv_nsec += left;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+	}
+	*slice_start = now_ns();
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
-	uint64_t t_enter, t_exit = now_ns();
+	uint64_t t_enter, t_exit = now_ns(), slice_start = t_exit;
 	sigset_t set;
 	char name[16];
 
@@ -361,6 +393,7 @@ static void *vcpu_thread(void *arg)
 			t_exit = now_ns();
 			continue;
 		}
+		vcpu_throttle(v, &slice_start);
 		t_enter = now_ns();
 		v->stats.vmm_ns += t_enter - t_exit;
 		__atomic_store_n(&v->busy_since_ns, 0, __ATOMIC_RELAXED);

@@ -20,6 +20,7 @@
 #include "ferry/platform.h"
 #include "ferry/util.h"
 #include "ferry/vcpu.h"
+#include "ferry/virtio_dev.h"
 #include "ferry/vm.h"
 
 #define KERNEL_MAX_SIZE (512 * MiB)
@@ -136,6 +137,24 @@ static int vm_setup_memory(struct vm *vm, struct ferr *e)
 	return 0;
 }
 
+int vm_set_dirty_log(struct vm *vm, bool on)
+{
+	for (int i = 0; i < vm->mem.nr_regions; i++) {
+		const struct mem_region *r = &vm->mem.regions[i];
+		struct kvm_userspace_memory_region slot = {
+			.slot = i,
+			.flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uintptr_t)r->hva,
+		};
+
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
 void vm_irq_line(void *opaque, unsigned int gsi, int level)
 {
 	struct vm *vm = opaque;
@@ -197,12 +216,68 @@ static int vm_setup_devices(struct vm *vm, struct ferr *e)
 	return 0;
 }
 
+/* Give the device its stable name (blk0, blk1, net0...: migration matches
+ * state by name) and attach it to the transport. */
+static int vm_add_virtio(struct vm *vm, struct virtio_dev *d, const char *kind,
+			 unsigned int index, struct ferr *e)
+{
+	char *name = vm->virtio_names[vm->nr_virtio];
+	int ret;
+
+	if (!d)
+		return -EINVAL;  /* the create function filled @e */
+	snprintf(name, sizeof(vm->virtio_names[0]), "%s%u", kind, index);
+	d->name = name;
+	if (vm->cfg->transport == VIRTIO_TRANSPORT_MMIO)
+		ret = virtio_mmio_add(vm, d, e);
+	else
+		ret = virtio_pci_add(vm, d, e);
+	if (ret < 0) {
+		virtio_dev_destroy(d);
+		return ret;
+	}
+	vm->virtio[vm->nr_virtio++] = d;
+	return 0;
+}
+
+/* Disks, NICs, the rng and the virtio console, on the chosen transport.
+ * Before the kernel is loaded: virtio-mmio extends the command line. */
+static int vm_setup_virtio(struct vm *vm, struct ferr *e)
+{
+	const struct vm_config *cfg = vm->cfg;
+	int ret;
+
+	for (unsigned int i = 0; i < cfg->nr_disks; i++) {
+		ret = vm_add_virtio(vm, virtio_blk_create(&cfg->disks[i], vm->loop, e), "blk", i, e);
+		if (ret < 0)
+			return ret;
+	}
+	for (unsigned int i = 0; i < cfg->nr_nets; i++) {
+		ret = vm_add_virtio(vm, virtio_net_create(&cfg->nets[i], vm->loop, e), "net", i, e);
+		if (ret < 0)
+			return ret;
+	}
+	if (cfg->rng) {
+		ret = vm_add_virtio(vm, virtio_rng_create(e), "rng", 0, e);
+		if (ret < 0)
+			return ret;
+	}
+	if (cfg->console == CONSOLE_VIRTIO) {
+		ret = vm_add_virtio(vm, virtio_console_create(STDIN_FILENO, STDOUT_FILENO,
+							      vm->loop, e), "console", 0, e);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 static int vm_load_kernel(struct vm *vm, struct boot_info *boot, struct ferr *e)
 {
 	const struct vm_config *cfg = vm->cfg;
 	struct acpi_config acpi = { .nr_cpus = cfg->cpus };
 	struct boot_config bc = { .cmdline = cfg->cmdline };
 	void *kernel = NULL, *initrd = NULL;
+	char *cmdline = NULL;
 	struct ferr why;
 	int ret;
 
@@ -214,6 +289,15 @@ static int vm_load_kernel(struct vm *vm, struct boot_info *boot, struct ferr *e)
 		return ferr_errno(e, ret, "--kernel %s: cannot read", cfg->kernel);
 	}
 	bc.kernel = kernel;
+	if (vm->extra_cmdline[0]) {
+		if (asprintf(&cmdline, "%s%s", cfg->cmdline ? cfg->cmdline : "",
+			     vm->extra_cmdline) < 0) {
+			cmdline = NULL;
+			ret = ferr_set(e, -ENOMEM, "out of memory");
+			goto out;
+		}
+		bc.cmdline = cmdline;
+	}
 	if (cfg->initrd) {
 		ret = read_file(cfg->initrd, INITRD_MAX_SIZE, &initrd, &bc.initrd_len);
 		if (ret < 0) {
@@ -231,6 +315,7 @@ static int vm_load_kernel(struct vm *vm, struct boot_info *boot, struct ferr *e)
 	if (ret < 0)
 		ferr_set(e, ret, "--kernel %s: %s", cfg->kernel, why.msg);
 out:
+	free(cmdline);
 	free(kernel);
 	free(initrd);
 	return ret;
@@ -278,9 +363,15 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct loop *loop,
 	ret = vm_setup_devices(vm, e);
 	if (ret < 0)
 		return ret;
-	ret = vm_load_kernel(vm, &boot, e);
+	ret = vm_setup_virtio(vm, e);
 	if (ret < 0)
 		return ret;
+	/* A migration brings RAM (kernel, ACPI tables) and registers. */
+	if (!cfg->incoming) {
+		ret = vm_load_kernel(vm, &boot, e);
+		if (ret < 0)
+			return ret;
+	}
 
 	vm->vcpus = calloc(cfg->cpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
@@ -292,7 +383,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct loop *loop,
 			return ret;
 	}
 	/* APs wait for INIT/SIPI from the guest; only the BSP gets registers. */
-	return vcpu_setup_boot(vm->vcpus[0], &boot, e);
+	return cfg->incoming ? 0 : vcpu_setup_boot(vm->vcpus[0], &boot, e);
 }
 
 int vm_start(struct vm *vm, struct ferr *e)
@@ -388,6 +479,7 @@ int vm_exit_status(const struct vm *vm)
 	case VM_STOP_RESET:    return FERRY_EXIT_RESET;
 	case VM_STOP_CRASH:    return FERRY_EXIT_CRASH;
 	case VM_STOP_HOST:     return FERRY_EXIT_STOPPED;
+	case VM_STOP_MIGRATED: return FERRY_EXIT_POWEROFF;
 	default:               return FERRY_EXIT_ERROR;
 	}
 }
@@ -398,6 +490,8 @@ void vm_destroy(struct vm *vm)
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(vm->vcpus[i]);
 	free(vm->vcpus);
+	for (unsigned int i = 0; i < vm->nr_virtio; i++)
+		virtio_dev_destroy(vm->virtio[i]);
 	if (vm->debugport)
 		debugport_destroy(vm->debugport);
 	if (vm->pci)

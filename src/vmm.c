@@ -17,6 +17,7 @@
 #include "ferry/log.h"
 #include "ferry/loop.h"
 #include "ferry/metrics.h"
+#include "ferry/migrate.h"
 #include "ferry/notify.h"
 #include "ferry/vmm.h"
 
@@ -49,7 +50,8 @@ int vmm_pause(struct vmm *m)
 {
 	int ret;
 
-	if (m->state != VMM_RUNNING)
+	/* A migration pauses and resumes the vCPUs itself. */
+	if (m->state != VMM_RUNNING || mig_active(m))
 		return -EBUSY;
 	ret = vm_pause(&m->vm);
 	if (ret < 0)
@@ -146,7 +148,8 @@ static int vmm_setup_loop(struct vmm *m, const sigset_t *sigs, struct ferr *e)
 	    loop_add(m->loop, m->signal_fd, EPOLLIN, on_signal, m) < 0 ||
 	    loop_add(m->loop, m->shutdown_timer_fd, EPOLLIN, on_shutdown_timeout, m) < 0)
 		return ferr_errno(e, -errno, "cannot set up the event loop");
-	if (m->cfg->serial == SERIAL_STDIO) {
+	/* With --console virtio, stdin belongs to hvc0 (virtio/console.c). */
+	if (m->cfg->serial == SERIAL_STDIO && m->cfg->console == CONSOLE_SERIAL) {
 		m->console = console_create(m->loop, &m->vm);
 		if (!m->console)
 			return ferr_set(e, -ENOMEM, "cannot set up the serial console on stdin");
@@ -194,6 +197,7 @@ int vmm_run(const struct vm_config *cfg)
 		return FERRY_EXIT_ERROR;
 	}
 	if (vm_create(&m->vm, cfg, m->loop, &e) < 0 || vmm_setup_loop(m, &sigs, &e) < 0 ||
+	    (cfg->incoming && (mig_incoming(m, &e) < 0 || mig_incoming_ack(m, &e) < 0)) ||
 	    vm_start(&m->vm, &e) < 0) {
 		log_error("%s", e.msg);
 		goto out;
@@ -208,6 +212,7 @@ int vmm_run(const struct vm_config *cfg)
 	}
 	notify_stopping();
 	notify_watchdog_stop(m);
+	mig_destroy(m);
 	vm_join(&m->vm);
 	status = vm_exit_status(&m->vm);
 	vmm_set_state(m, VMM_STOPPED);

@@ -16,6 +16,7 @@
 struct vmm;
 struct api;
 struct json_object;
+struct mig_params;
 
 /* Longest request line, newline excluded; longer ones get "too_large". */
 #define API_LINE_MAX (64 * 1024)
@@ -61,6 +62,11 @@ struct api_ops {
 	/* New objects for the "status" and "stats" results; NULL on failure. */
 	struct json_object *(*status)(void *opaque);
 	struct json_object *(*stats)(void *opaque);
+	/* Migration (migrate/migrate.c); NULL: not supported. */
+	int (*migrate)(void *opaque, const char *uri, const struct mig_params *p,
+		       struct ferr *e);
+	int (*migrate_cancel)(void *opaque);
+	struct json_object *(*migrate_status)(void *opaque);
 };
 
 /* What the dispatcher remembers about one connection. */

@@ -10,6 +10,11 @@ enum ctl_exit {
 	CTL_EXIT_CONNECT = 2,      /* cannot connect to the control socket */
 	CTL_EXIT_REFUSED = 3,      /* not legal in the VM's current state */
 	CTL_EXIT_FAILED = 4,       /* the request failed */
+	/* ferry migrate; in each of these the source VM keeps running. */
+	CTL_EXIT_MIG_CANCELLED = 5,
+	CTL_EXIT_MIG_TIMEOUT = 6,  /* did not converge within --timeout */
+	CTL_EXIT_MIG_REFUSED = 7,  /* the destination refused the stream */
+	CTL_EXIT_MIG_CONNECT = 8,  /* cannot connect, or the connection broke */
 };
 
 /* @verb is "status", "pause", ...; argv holds the flags after the verb. */

@@ -10,8 +10,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <libfdt.h>
+
 #include "ferry/bus.h"
 #include "ferry/irq.h"
+
+/* Migration state.  X_save() adds properties to the FDT node being written
+ * (libfdt sequential write) while the vCPUs are paused; X_load() reads
+ * them from @node of an FDT already checked with fdt_check_full(), before
+ * the vCPUs run.  A missing property keeps the reset value, so a newer
+ * ferry reads an older stream.  Both return 0 or a negative errno. */
+static inline uint32_t dev_state_u32(const void *fdt, int node, const char *name,
+				     uint32_t def)
+{
+	int len;
+	const fdt32_t *p = (const fdt32_t *)fdt_getprop(fdt, node, name, &len);
+
+	return p && len == 4 ? fdt32_to_cpu(*p) : def;
+}
 
 /* Something a device asks of the machine: power off, reset. */
 struct dev_event {
@@ -41,18 +57,24 @@ struct uart_stats {
 	uint64_t rx_bytes;         /* accepted from the host by uart_input */
 };
 void uart_get_stats(const struct uart *u, struct uart_stats *out);
+int uart_save(struct uart *u, void *fdt);
+int uart_load(struct uart *u, const void *fdt, int node);
 void uart_destroy(struct uart *u);
 
 /* --- i8042: only what guests use to reset the machine --- */
 struct i8042;
 struct i8042 *i8042_create(struct bus *pio, struct dev_event reset);
 void i8042_destroy(struct i8042 *k);
+int i8042_save(struct i8042 *k, void *fdt);
+int i8042_load(struct i8042 *k, const void *fdt, int node);
 
 /* --- CMOS RTC with the host's real time, and the CMOS bytes firmware reads
  * for the RAM size (0x30/0x31, 0x34/0x35, 0x5b-0x5d) --- */
 struct rtc;
 struct rtc *rtc_create(struct bus *pio, struct irq_line irq, uint64_t ram_size);
 void rtc_destroy(struct rtc *r);
+int rtc_save(struct rtc *r, void *fdt);
+int rtc_load(struct rtc *r, const void *fdt, int node);
 
 /* --- ACPI PM1a event/control blocks and PM timer.  Writing SLP_EN with
  * SLP_TYP == PLAT_S5_SLP_TYP fires @poweroff. --- */
@@ -61,6 +83,8 @@ struct pm *pm_create(struct bus *pio, struct irq_line sci, struct dev_event powe
 /* Press the power button: sets PWRBTN_STS and raises the SCI if enabled. */
 void pm_power_button(struct pm *pm);
 void pm_destroy(struct pm *pm);
+int pm_save(struct pm *pm, void *fdt);
+int pm_load(struct pm *pm, const void *fdt, int node);
 
 /* --- PCI host bridge: type-1 configuration access at 0xcf8/0xcfc.  Bus 0,
  * with the host bridge at 00:00.0; other devices are added by their

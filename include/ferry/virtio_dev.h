@@ -130,6 +130,9 @@ struct virtio_dev *virtio_blk_create(const struct disk_config *cfg, struct loop 
 				     struct ferr *e);
 struct virtio_dev *virtio_net_create(const struct net_config *cfg, struct loop *loop,
 				     struct ferr *e);
+/* Ask the guest to announce itself (gratuitous ARP) after migration:
+ * STATUS.ANNOUNCE and a config interrupt, if it negotiated GUEST_ANNOUNCE. */
+void virtio_net_announce(struct virtio_dev *d);
 /* hvc0: guest output to @out_fd, host input read from @in_fd (-1: none)
  * on @loop. */
 struct virtio_dev *virtio_console_create(int in_fd, int out_fd, struct loop *loop,

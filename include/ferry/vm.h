@@ -66,6 +66,7 @@ struct vm_config {
 	unsigned int shutdown_timeout_s;
 	const char *api_path;       /* control socket, NULL for none */
 	const char *metrics;        /* unix:PATH or file:PATH, NULL for none */
+	const char *incoming;       /* tcp:ADDR:PORT: receive a migration */
 
 	enum virtio_transport_kind transport;
 	struct disk_config disks[VM_MAX_DISKS];
@@ -84,6 +85,7 @@ enum vm_stop_reason {
 	VM_STOP_CRASH,
 	VM_STOP_HOST,
 	VM_STOP_ERROR,
+	VM_STOP_MIGRATED,           /* the destination runs it now */
 };
 
 struct vcpu;
@@ -129,6 +131,7 @@ struct vm {
 	char extra_cmdline[512];    /* appended to --cmdline (virtio-mmio) */
 	struct virtio_dev *virtio[VM_MAX_DISKS + VM_MAX_NETS + 2];
 	unsigned int nr_virtio;
+	char virtio_names[VM_MAX_DISKS + VM_MAX_NETS + 2][16];
 
 	int stop_efd;               /* signalled once when the VM stops */
 	int stop_reason;            /* enum vm_stop_reason, set atomically */
@@ -140,6 +143,9 @@ struct vm {
 	unsigned int parked;        /* vCPUs parked */
 	unsigned int exited;        /* vCPU threads that have ended */
 	uint64_t start_ns;          /* when vm_start ran, for uptime */
+	/* Migration's auto-converge: percent of time each vCPU sleeps (0-99),
+	 * read atomically by the vCPU threads. */
+	unsigned int throttle_pct;
 };
 
 /* Open KVM, build the machine and load the kernel.  Nothing runs yet.
@@ -160,6 +166,8 @@ bool vm_is_paused(const struct vm *vm);
 /* Wait for the vCPU threads after a stop. */
 void vm_join(struct vm *vm);
 void vm_destroy(struct vm *vm);
+/* Turn KVM's dirty logging on every RAM slot on or off (migration). */
+int vm_set_dirty_log(struct vm *vm, bool on);
 /* Map the stop reason to ferry's exit status. */
 int vm_exit_status(const struct vm *vm);
 

@@ -21,6 +21,8 @@ struct loop;
 struct console;
 struct api;
 struct metrics;
+struct mig;
+struct mig_in;
 
 struct vmm {
 	const struct vm_config *cfg;
@@ -33,6 +35,8 @@ struct vmm {
 	struct console *console;
 	struct api *api;
 	struct metrics *metrics;
+	struct mig *mig;                  /* the last outgoing migration */
+	struct mig_in *mig_in;            /* an incoming one, until acked */
 };
 
 /* Build, run and tear down the VM; returns ferry's exit status. */

@@ -19,6 +19,8 @@ trap '[ "$keep" = 1 ] || rm -rf "$tmp"' EXIT
 srcs_of() {
 	case "$1" in
 	fuzz_queue) echo "virtio/queue.c src/mem.c src/err.c src/log.c src/util.c" ;;
+	fuzz_net) echo "virtio/net.c virtio/tap.c virtio/virtio.c virtio/queue.c src/loop.c src/mem.c src/err.c src/log.c src/util.c" ;;
+	fuzz_blk) echo "virtio/blk.c virtio/blk_file.c virtio/virtio.c virtio/queue.c src/mem.c src/err.c src/log.c src/util.c src/loop.c" ;;
 	*) echo "run.sh: unknown target $1" >&2; return 1 ;;
 	esac
 }

@@ -163,23 +163,13 @@ static uint32_t ioapic_read(uint32_t reg)
 	return mmio_read32(plat.ioapic_addr + 0x10);
 }
 
-/* Route ISA IRQ `irq` to `vector` on one CPU, fixed delivery.  ISA IRQs are
- * edge/active-high unless the MADT overrides them (and their GSI). */
-int ioapic_route_isa(uint8_t irq, uint8_t vector, uint32_t apic_id)
+/* Route one GSI to `vector` on one CPU, fixed delivery. */
+int ioapic_route_gsi(uint32_t gsi, uint8_t vector, bool level, bool low, uint32_t apic_id)
 {
-	uint32_t gsi = irq, pin, pins;
-	uint16_t flags = 0;
-	bool low, level;
+	uint32_t pin, pins;
 
 	if (!plat.ioapic_addr)
 		return -1;
-	for (uint32_t i = 0; i < plat.niso; i++)
-		if (plat.iso[i].irq == irq) {
-			gsi = plat.iso[i].gsi;
-			flags = plat.iso[i].flags;
-		}
-	low = (flags & 3) == 3;
-	level = ((flags >> 2) & 3) == 3;
 	pins = ((ioapic_read(1) >> 16) & 0xff) + 1;
 	pin = gsi - plat.ioapic_gsi_base;
 	if (gsi < plat.ioapic_gsi_base || pin >= pins)
@@ -187,6 +177,21 @@ int ioapic_route_isa(uint8_t irq, uint8_t vector, uint32_t apic_id)
 	ioapic_write(0x10 + 2 * pin + 1, apic_id << 24);
 	ioapic_write(0x10 + 2 * pin, vector | (uint32_t)low << 13 | (uint32_t)level << 15);
 	return (int)gsi;
+}
+
+/* Route ISA IRQ `irq` to `vector` on one CPU.  ISA IRQs are edge and
+ * active-high unless the MADT overrides them (and their GSI). */
+int ioapic_route_isa(uint8_t irq, uint8_t vector, uint32_t apic_id)
+{
+	uint32_t gsi = irq;
+	uint16_t flags = 0;
+
+	for (uint32_t i = 0; i < plat.niso; i++)
+		if (plat.iso[i].irq == irq) {
+			gsi = plat.iso[i].gsi;
+			flags = plat.iso[i].flags;
+		}
+	return ioapic_route_gsi(gsi, vector, ((flags >> 2) & 3) == 3, (flags & 3) == 3, apic_id);
 }
 
 /* Start one AP; true once it reports in from CPL3 (its `online` flag). */

@@ -124,6 +124,34 @@ static void map_memory(uint64_t ram_top)
 	asm volatile("mov %%cr3, %%rax; mov %%rax, %%cr3" ::: "rax", "memory");
 }
 
+/* CPL3: map [pa, pa + len) too (a 64-bit BAR above RAM), identity and
+ * user-accessible.  Only not-present PDPT entries are filled, and the CPU
+ * caches no not-present entries: no TLB flush (a CPL0 step) is needed. */
+int map_mmio(uint64_t pa, uint64_t len)
+{
+	bool big = cpu_has_1g_pages();
+
+	if (!len || pa + len < pa)
+		return -1;
+	for (uint64_t g = pa / GIB; g <= (pa + len - 1) / GIB; g++) {
+		if (g >= 512)
+			return -1;
+		if (g * GIB < mapped_top || (pdpt[g] & PTE_P))
+			continue;
+		if (!big && g > MAX_PD_GIB)
+			return -1;
+		if (big) {
+			pdpt[g] = g * GIB | PTE_RWU | PTE_PS;
+			continue;
+		}
+		for (uint64_t i = 0; i < 512; i++)
+			extra_pd[g - 1][i] = (g * GIB + (i << 21)) | PTE_RWU | PTE_PS;
+		barrier();
+		pdpt[g] = (uint64_t)extra_pd[g - 1] | PTE_RWU;
+	}
+	return 0;
+}
+
 static void build_idt(void)
 {
 	for (const uint64_t *e = isr_table; e < isr_table_end; e += 2) {
@@ -246,6 +274,10 @@ void interrupt_dispatch(struct frame *f)
 		return;
 	case VEC_SCI:
 		power_button_irq();
+		lapic_eoi();
+		return;
+	case VEC_VIRTIO ... VEC_VIRTIO + 15:
+		virtio_irq(f->vector - VEC_VIRTIO);
 		lapic_eoi();
 		return;
 	case VEC_SPURIOUS:

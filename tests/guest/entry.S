@@ -125,7 +125,7 @@ isr_\vec:
 	jmp isr_common
 	.endm
 
-	.irp v, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31,VEC_TIMER,VEC_IPI,VEC_UART,VEC_SCI,VEC_SPURIOUS
+	.irp v, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31,VEC_TIMER,VEC_IPI,VEC_UART,VEC_SCI,0x40,0x41,0x42,0x43,0x44,0x45,0x46,0x47,0x48,0x49,0x4a,0x4b,0x4c,0x4d,0x4e,0x4f,VEC_SPURIOUS
 	STUB \v
 	.endr
 	.irp v, 8,10,11,12,13,14,17,21,29,30
@@ -161,7 +161,7 @@ isr_common:
 	.p2align 3
 	.globl isr_table, isr_table_end
 isr_table:
-	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,VEC_TIMER,VEC_IPI,VEC_UART,VEC_SCI,VEC_SPURIOUS
+	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,VEC_TIMER,VEC_IPI,VEC_UART,VEC_SCI,0x40,0x41,0x42,0x43,0x44,0x45,0x46,0x47,0x48,0x49,0x4a,0x4b,0x4c,0x4d,0x4e,0x4f,VEC_SPURIOUS
 	.quad \v, isr_\v
 	.endr
 isr_table_end:

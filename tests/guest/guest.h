@@ -22,6 +22,7 @@
 #define VEC_IPI         0x31
 #define VEC_UART        0x34
 #define VEC_SCI         0x35            /* ACPI SCI: the power button */
+#define VEC_VIRTIO      0x40            /* 16 virtio interrupt slots (virtio.h) */
 #define VEC_SPURIOUS    0xff
 
 /* The AP trampoline is copied here; the SIPI vector is its page number. */
@@ -95,6 +96,7 @@ extern volatile uint32_t ap_boot_index;
 extern uint32_t boot_start_info;
 extern uint64_t boot_tsc, ready_tsc;
 extern uint64_t mapped_top;                         /* identity map: [0, top) */
+int map_mmio(uint64_t pa, uint64_t len);            /* CPL3: extend it */
 
 enum guest_call_nr {
 	GC_WAIT = 1,            /* (ptr, old): halt until an interrupt if *ptr == old */
@@ -118,8 +120,10 @@ void bsp_main(struct cpu *c) __attribute__((noreturn));
 void ap_main(struct cpu *c) __attribute__((noreturn));
 void power_off(void) __attribute__((noreturn));
 void power_button_irq(void);                        /* CPL0 */
+void virtio_irq(uint32_t slot);                     /* CPL0, virtio.c */
 uint64_t cpu_work(uint32_t index);
 void cmd_selftest(void);
+void cmd_dirty(const char *args);                   /* dirty.c */
 extern int uart_gsi;                                /* -1: IRQ 4 not routed */
 
 /* ---- acpi.c (CPL3, except ram_top at CPL0) ---- */
@@ -135,6 +139,7 @@ int clock_calibrate(void);
 void lapic_timer_start(void);
 void lapic_send_ipi(uint32_t apic_id, uint32_t icr_low);
 int ioapic_route_isa(uint8_t irq, uint8_t vector, uint32_t apic_id);
+int ioapic_route_gsi(uint32_t gsi, uint8_t vector, bool level, bool low, uint32_t apic_id);
 void smp_start_aps(void);
 extern uint64_t tsc_per_ms;
 extern uint32_t lapic_ticks_per_period;
@@ -169,6 +174,7 @@ void delay_ms(uint64_t ms);
 /* ---- small instructions ---- */
 static inline void outb(uint16_t port, uint8_t v) { asm volatile("outb %0, %1" :: "a"(v), "Nd"(port)); }
 static inline void outw(uint16_t port, uint16_t v) { asm volatile("outw %0, %1" :: "a"(v), "Nd"(port)); }
+static inline void outl(uint16_t port, uint32_t v) { asm volatile("outl %0, %1" :: "a"(v), "Nd"(port)); }
 static inline uint8_t inb(uint16_t port) { uint8_t v; asm volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 static inline uint16_t inw(uint16_t port) { uint16_t v; asm volatile("inw %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 static inline uint32_t inl(uint16_t port) { uint32_t v; asm volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }

@@ -3,6 +3,7 @@
  * idle loop, waiting, power-off and the ACPI power button.  Every line it
  * prints on COM1 starts with "TESTGUEST "; see README.md for the protocol. */
 #include "guest.h"
+#include "virtio.h"
 
 bool halt_ok;
 uint64_t ready_tsc;
@@ -284,6 +285,12 @@ static const struct {
 	{ "reset", cmd_reset },
 	{ "reset-cf9", cmd_reset_cf9 },
 	{ "triplefault", cmd_triplefault },
+	{ "rng", cmd_rng },
+	{ "blk", cmd_blk },
+	{ "console", cmd_console },
+	{ "net", cmd_net },
+	{ "netbench", cmd_netbench },
+	{ "virtio-bad", cmd_virtio_bad },
 };
 
 /* Spin (the halt path needs the timer) up to 500 ms for two ticks. */
@@ -330,6 +337,14 @@ void bsp_main(struct cpu *c)
 			commands[i].run();
 			power_off();
 		}
+	if (!memcmp(cmd, "dirty:", 6)) {
+		cmd_dirty(cmd + 6);
+		power_off();
+	}
+	if (!memcmp(cmd, "blkbench:", 9)) {
+		cmd_blkbench(cmd + 9);
+		power_off();
+	}
 	kprintf("TESTGUEST FAIL %s: unknown command\n", cmd);
 	power_off();
 }

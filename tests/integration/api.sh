@@ -29,6 +29,9 @@ need_kvm() {
 # start_vm [extra flags]: the heartbeat guest with --api $sock in the
 # background, serial in $work/serial; waits for the socket and a beat.
 start_vm() {
+	# --serial file: appends: start each VM on an empty log, so that the
+	# heartbeat waited for below is this VM's.
+	rm -f "$work/serial"
 	"$FERRY" run --kernel "$TESTGUEST" --cmdline "testguest.run=heartbeat ${guest_args:-}" --api "$sock" \
 		--serial "file:$work/serial" --shutdown-timeout 30 "$@" </dev/null >"$work/out" 2>"$work/err" &
 	pid=$!

@@ -1,0 +1,830 @@
+/* Migration's two ends.  Source: a thread of its own (the event loop keeps
+ * serving) connects, streams RAM round by round until the remainder fits
+ * the downtime target, pauses the vCPUs, sends the rest and the state,
+ * and waits for the destination's DONE; any failure before it resumes the
+ * VM as it was.  The loop hears of progress through an eventfd and turns
+ * it into "migration" events.  Destination: mig_incoming() takes one
+ * connection and loads it, all checked, before any vCPU runs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "ferry/api.h"
+#include "ferry/log.h"
+#include "ferry/loop.h"
+#include "ferry/migrate.h"
+#include "ferry/util.h"
+#include "ferry/vcpu.h"
+#include "ferry/vmm.h"
+
+#define MIG_CONNECT_TIMEOUT_MS 10000
+#define MIG_READY_TIMEOUT_MS   10000
+#define MIG_DONE_TIMEOUT_MS    30000
+#define MIG_RECV_TIMEOUT_S     60
+#define MIG_SOCK_BUF           (8 * 1024 * 1024)
+#define MIG_EVENT_NS           100000000ULL     /* progress events at most 10/s */
+
+enum mig_phase { PH_NONE, PH_SETUP, PH_ACTIVE, PH_SWITCHOVER, PH_DONE };
+
+struct mig_progress {
+	enum mig_phase phase;
+	enum mig_outcome outcome;
+	char error[256];
+	uint64_t ram_pages;
+	uint64_t remaining_pages;
+	uint64_t round;
+	uint64_t bytes, pages, zero_pages;
+	uint64_t bandwidth, dirty_rate;         /* bytes per second */
+	uint64_t expected_downtime_ns;
+	unsigned int throttle_pct;
+	bool stalled;
+	uint64_t total_ns, downtime_ns, dest_load_us;
+};
+
+struct mig {
+	struct vmm *vmm;
+	struct mig_params p;
+	char host[256], port[32], uri[300];
+	pthread_t thread, kicker;
+	bool joined;
+	int notify_efd;
+	int cancel;                     /* atomic */
+	int done;                       /* atomic: the thread finished */
+	pthread_mutex_t lock;           /* guards fd and prog */
+	int fd;
+	struct mig_progress prog;
+	uint64_t start_ns, last_event_ns;
+};
+
+const char *mig_outcome_name(enum mig_outcome o)
+{
+	switch (o) {
+	case MIG_OUT_NONE: return "none";
+	case MIG_OUT_COMPLETED: return "completed";
+	case MIG_OUT_FAILED: return "failed";
+	case MIG_OUT_CONNECT: return "connection-failed";
+	case MIG_OUT_REFUSED: return "refused";
+	case MIG_OUT_TIMEOUT: return "timeout";
+	case MIG_OUT_CANCELLED: return "cancelled";
+	}
+	return "unknown";
+}
+
+static const char *mig_phase_name(enum mig_phase p)
+{
+	switch (p) {
+	case PH_NONE: return "none";
+	case PH_SETUP: return "setup";
+	case PH_ACTIVE: return "active";
+	case PH_SWITCHOVER: return "switchover";
+	case PH_DONE: return "done";
+	}
+	return "unknown";
+}
+
+int mig_parse_uri(const char *uri, char *host, size_t host_len, char *port,
+		  size_t port_len, struct ferr *e)
+{
+	const char *h, *colon;
+	uint64_t pn;
+
+	if (!uri || strncmp(uri, "tcp:", 4))
+		return ferr_set(e, -EINVAL, "'%s' is not tcp:HOST:PORT", uri ? uri : "");
+	h = uri + 4;
+	colon = strrchr(h, ':');
+	if (!colon || colon == h || parse_uint(colon + 1, 1, 65535, &pn) < 0)
+		return ferr_set(e, -EINVAL, "'%s' is not tcp:HOST:PORT (port 1-65535)", uri);
+	if (*h == '[' && colon[-1] == ']')     /* tcp:[::1]:4444 */
+		h++, colon--;
+	if ((size_t)(colon - h) >= host_len)
+		return ferr_set(e, -EINVAL, "'%s': host name too long", uri);
+	memcpy(host, h, colon - h);
+	host[colon - h] = '\0';
+	snprintf(port, port_len, "%llu", (unsigned long long)pn);
+	return 0;
+}
+
+/* ---- source ---- */
+
+static void mig_notify(struct mig *g)
+{
+	if (eventfd_write(g->notify_efd, 1) < 0)
+		log_warn("migration: cannot signal the event loop: %s", strerror(errno));
+}
+
+static bool mig_cancelled(struct mig *g)
+{
+	return __atomic_load_n(&g->cancel, __ATOMIC_RELAXED) != 0;
+}
+
+static int mig_connect(struct mig *g, struct ferr *e)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL, *a;
+	int fd = -1, ret, buf = MIG_SOCK_BUF, one = 1;
+
+	ret = getaddrinfo(g->host, g->port, &hints, &ai);
+	if (ret)
+		return ferr_set(e, -EHOSTUNREACH, "cannot resolve %s: %s", g->host, gai_strerror(ret));
+	ret = -ECONNREFUSED;
+	for (a = ai; a; a = a->ai_next) {
+		struct pollfd p;
+		socklen_t len = sizeof(ret);
+
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0) {
+			ret = -errno;
+			continue;
+		}
+		pthread_mutex_lock(&g->lock);
+		g->fd = fd;     /* cancel can shut it down from here on */
+		pthread_mutex_unlock(&g->lock);
+		if (connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) {
+			ret = -errno;
+		} else {
+			p = (struct pollfd){ .fd = fd, .events = POLLOUT };
+			ret = poll(&p, 1, MIG_CONNECT_TIMEOUT_MS);
+			if (ret == 0)
+				ret = -ETIMEDOUT;
+			else if (ret < 0)
+				ret = -errno;
+			else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &ret, &len) < 0)
+				ret = -errno;
+			else
+				ret = -ret;
+		}
+		if (ret == 0)
+			break;
+		pthread_mutex_lock(&g->lock);
+		g->fd = -1;
+		pthread_mutex_unlock(&g->lock);
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	if (fd < 0)
+		return ferr_errno(e, ret, "cannot connect to %s:%s", g->host, g->port);
+	/* Blocking from here: this thread does nothing else. */
+	ret = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, ret & ~O_NONBLOCK);
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+/* After a failed send the destination may have said why: prefer that. */
+static enum mig_outcome mig_send_failed(struct mig *g, int fd, int err, struct ferr *e)
+{
+	struct ferr why;
+
+	if (mig_cancelled(g))
+		return MIG_OUT_CANCELLED;
+	if (mig_wait_reply(fd, MIG_REPLY_DONE, NULL, 0, 200, &why) == -EREMOTEIO) {
+		*e = why;
+		return MIG_OUT_REFUSED;
+	}
+	if (err == -EPIPE || err == -ECONNRESET || err == -ETIMEDOUT || err == -ENOTCONN)
+		return MIG_OUT_CONNECT;
+	return MIG_OUT_FAILED;
+}
+
+static void mig_set_progress(struct mig *g, const struct mig_progress *p)
+{
+	uint64_t now = now_ns();
+
+	pthread_mutex_lock(&g->lock);
+	g->prog = *p;
+	pthread_mutex_unlock(&g->lock);
+	if (now - g->last_event_ns >= MIG_EVENT_NS) {
+		g->last_event_ns = now;
+		mig_notify(g);
+	}
+}
+
+static void *mig_kicker(void *arg)
+{
+	struct mig *g = arg;
+	struct vm *vm = &g->vmm->vm;
+	struct timespec ts = { 0, 10000000 };
+
+	while (!__atomic_load_n(&g->done, __ATOMIC_ACQUIRE)) {
+		nanosleep(&ts, NULL);
+		if (__atomic_load_n(&vm->throttle_pct, __ATOMIC_RELAXED))
+			for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+				vcpu_kick(vm->vcpus[i]);
+	}
+	return NULL;
+}
+
+/* The whole source side; returns the outcome, the reason in @e. */
+static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct ferr *e)
+{
+	struct vm *vm = &g->vmm->vm;
+	struct mig_writer w = { .buf = NULL };
+	struct mig_ram *ram = NULL;
+	struct mig_ram_round rd;
+	enum mig_outcome out = MIG_OUT_FAILED;
+	uint64_t max_down = (uint64_t)(g->p.max_downtime_ms ? g->p.max_downtime_ms :
+				       MIG_DEFAULT_DOWNTIME_MS) * 1000000ULL;
+	uint64_t t0 = now_ns(), rtt, send_ns = 0, send_bytes = 0, best = UINT64_MAX;
+	uint64_t t_pause = 0, t_stopped = 0, t_ram = 0;
+	unsigned int no_progress = 0;
+	void *blob = NULL;
+	uint32_t blob_len;
+	bool paused = false;
+	int64_t dirty;
+	int fd, ret;
+
+	fd = mig_connect(g, e);
+	if (fd < 0)
+		return mig_cancelled(g) ? MIG_OUT_CANCELLED : MIG_OUT_CONNECT;
+	ret = mig_writer_init(&w, fd, 4 * MiB);
+	if (ret < 0) {
+		ferr_set(e, ret, "out of memory");
+		goto out;
+	}
+	w.cancel = &g->cancel;
+	w.max_bw = g->p.max_bandwidth;
+
+	/* Preamble and machine: the destination answers before any RAM. */
+	ret = mig_machine_save(vm, &blob, &blob_len, e);
+	if (ret < 0)
+		goto out;
+	rtt = now_ns();
+	if ((ret = mig_put_preamble(&w)) < 0 ||
+	    (ret = mig_put_rec(&w, MIG_REC_MACHINE, blob, blob_len)) < 0 ||
+	    (ret = mig_put_section(&w)) < 0) {
+		ferr_errno(e, ret, "cannot send to %s", g->uri);
+		out = mig_send_failed(g, fd, ret, e);
+		goto out;
+	}
+	free(blob);
+	blob = NULL;
+	ret = mig_wait_reply(fd, MIG_REPLY_READY, NULL, 0, MIG_READY_TIMEOUT_MS, e);
+	if (ret < 0) {
+		out = ret == -EREMOTEIO ? MIG_OUT_REFUSED :
+		      mig_cancelled(g) ? MIG_OUT_CANCELLED : MIG_OUT_CONNECT;
+		goto out;
+	}
+	rtt = now_ns() - rtt;
+
+	ret = mig_ram_create(vm, &ram, e);
+	if (ret < 0)
+		goto out;
+	ret = mig_ram_log_start(ram, e);
+	if (ret < 0)
+		goto out;
+	for (int i = 0; i < vm->mem.nr_regions; i++)
+		pr->ram_pages += vm->mem.regions[i].size / MIG_PAGE_SIZE;
+	pr->phase = PH_ACTIVE;
+	pr->remaining_pages = pr->ram_pages;
+	mig_set_progress(g, pr);
+
+	for (bool first = true;; first = false) {
+		uint64_t fixed, expect, dt;
+
+		ret = mig_ram_send(ram, &w, first, &rd, e);
+		if (ret < 0) {
+			out = mig_send_failed(g, fd, ret, e);
+			goto out;
+		}
+		pr->round++;
+		pr->bytes = w.bytes;
+		pr->pages += rd.pages;
+		pr->zero_pages += rd.zero_pages;
+		send_ns += rd.ns;
+		send_bytes += rd.bytes;
+		dirty = mig_ram_sync(ram, e);
+		if (dirty < 0)
+			goto out;
+		/* The link's speed over everything sent so far; the dirty
+		 * rate over the round that just ended. */
+		pr->bandwidth = send_ns ? send_bytes * 1000000000ULL / send_ns : 0;
+		if (pr->bandwidth < 1 * MiB)
+			pr->bandwidth = 1 * MiB;
+		dt = MAX(rd.ns, (uint64_t)1000);
+		pr->dirty_rate = (uint64_t)dirty * MIG_PAGE_SIZE * 1000000000ULL / dt;
+		/* The switchover's fixed cost: stopping vCPUs and saving
+		 * state (about 0.5 ms per vCPU here), a round trip, the
+		 * destination's load. */
+		fixed = rtt + 1000000ULL + vm->nr_vcpus * 500000ULL;
+		expect = (uint64_t)dirty * MIG_PAGE_SIZE * 1000000000ULL / pr->bandwidth + fixed;
+		pr->remaining_pages = dirty;
+		pr->expected_downtime_ns = expect;
+		if (expect <= max_down) {
+			/* Let the destination take in what the socket buffers
+			 * still hold, or it would count as downtime; then look
+			 * again at what the guest dirtied meanwhile. */
+			if ((ret = mig_put_rec(&w, MIG_REC_SYNC, NULL, 0)) < 0 ||
+			    (ret = mig_flush(&w)) < 0) {
+				ferr_errno(e, ret, "cannot send to %s", g->uri);
+				out = mig_send_failed(g, fd, ret, e);
+				goto out;
+			}
+			ret = mig_wait_reply(fd, MIG_REPLY_SYNC, NULL, 0, MIG_DONE_TIMEOUT_MS, e);
+			if (ret < 0) {
+				out = ret == -EREMOTEIO ? MIG_OUT_REFUSED :
+				      mig_cancelled(g) ? MIG_OUT_CANCELLED : MIG_OUT_CONNECT;
+				goto out;
+			}
+			dirty = mig_ram_sync(ram, e);
+			if (dirty < 0)
+				goto out;
+			expect = (uint64_t)dirty * MIG_PAGE_SIZE * 1000000000ULL / pr->bandwidth + fixed;
+			pr->remaining_pages = dirty;
+			pr->expected_downtime_ns = expect;
+			if (expect <= max_down)
+				break;
+		}
+		if (mig_cancelled(g)) {
+			out = MIG_OUT_CANCELLED;
+			goto out;
+		}
+		if (g->p.timeout_s && now_ns() - t0 > g->p.timeout_s * 1000000000ULL) {
+			ferr_set(e, -ETIMEDOUT, "did not converge within %u s: %lld pages still dirty, %.0f MiB/s dirtied vs %.0f MiB/s sent",
+				 g->p.timeout_s, (long long)dirty, pr->dirty_rate / (double)MiB,
+				 pr->bandwidth / (double)MiB);
+			out = MIG_OUT_TIMEOUT;
+			goto out;
+		}
+		/* Not getting closer: throttle the vCPUs, harder each round. */
+		if (expect < best * 9 / 10) {
+			best = expect;
+			no_progress = 0;
+		} else if (++no_progress >= 2 && g->p.auto_converge) {
+			pr->throttle_pct = pr->throttle_pct ? MIN(pr->throttle_pct + 10, 99u) : 20;
+			__atomic_store_n(&vm->throttle_pct, pr->throttle_pct, __ATOMIC_RELAXED);
+			no_progress = 0;
+		}
+		if (!pr->stalled && pr->round > 30 &&
+		    (pr->throttle_pct >= 99 || !g->p.auto_converge) && expect >= best) {
+			pr->stalled = true;
+			log_warn("migration to %s stalls: the guest dirties %.0f MiB/s, the link takes %.0f MiB/s%s",
+				 g->uri, pr->dirty_rate / (double)MiB, pr->bandwidth / (double)MiB,
+				 g->p.auto_converge ? " even at 99% throttle" :
+				 " (try --auto-converge on)");
+		}
+		mig_set_progress(g, pr);
+	}
+
+	/* Switchover. */
+	pr->phase = PH_SWITCHOVER;
+	mig_set_progress(g, pr);
+	t_pause = now_ns();
+	ret = vm_pause(vm);
+	if (ret < 0) {
+		ferr_set(e, ret, "the VM is stopping");
+		goto out;
+	}
+	paused = true;
+	t_stopped = now_ns();
+	ret = mig_put_rec(&w, MIG_REC_SWITCHOVER, NULL, 0);
+	if (ret < 0 || (dirty = mig_ram_sync(ram, e)) < 0 ||
+	    (ret = mig_ram_send(ram, &w, false, &rd, e)) < 0) {
+		if (ret < 0) {
+			ferr_errno(e, ret, "cannot send to %s", g->uri);
+			out = mig_send_failed(g, fd, ret, e);
+		}
+		goto out;
+	}
+	pr->pages += rd.pages;
+	pr->zero_pages += rd.zero_pages;
+	t_ram = now_ns();
+	ret = mig_state_save(vm, &blob, &blob_len, e);
+	if (ret < 0)
+		goto out;
+	if ((ret = mig_put_rec(&w, MIG_REC_STATE, blob, blob_len)) < 0 ||
+	    (ret = mig_put_section(&w)) < 0 ||
+	    (ret = mig_put_rec(&w, MIG_REC_END, NULL, 0)) < 0 || (ret = mig_flush(&w)) < 0) {
+		ferr_errno(e, ret, "cannot send to %s", g->uri);
+		out = mig_send_failed(g, fd, ret, e);
+		goto out;
+	}
+	ret = mig_wait_reply(fd, MIG_REPLY_DONE, &pr->dest_load_us, sizeof(pr->dest_load_us),
+			     MIG_DONE_TIMEOUT_MS, e);
+	if (ret < 0) {
+		out = ret == -EREMOTEIO ? MIG_OUT_REFUSED : MIG_OUT_CONNECT;
+		goto out;
+	}
+	pr->downtime_ns = now_ns() - t_pause;
+	log_info("migration switchover: vCPUs stopped in %.2f ms, last %llu pages in %.2f ms, state (%u bytes) and answer in %.2f ms",
+		 (t_stopped - t_pause) / 1e6, (unsigned long long)rd.pages, (t_ram - t_stopped) / 1e6,
+		 blob_len, (now_ns() - t_ram) / 1e6);
+	pr->bytes = w.bytes;
+	pr->remaining_pages = 0;
+	out = MIG_OUT_COMPLETED;
+out:
+	free(blob);
+	if (ram) {
+		mig_ram_log_stop(ram);
+		mig_ram_destroy(ram);
+	}
+	__atomic_store_n(&vm->throttle_pct, 0, __ATOMIC_RELAXED);
+	/* Before the destination's DONE the source still owns the VM. */
+	if (paused && out != MIG_OUT_COMPLETED)
+		vm_resume(vm);
+	mig_writer_free(&w);
+	pthread_mutex_lock(&g->lock);
+	g->fd = -1;
+	pthread_mutex_unlock(&g->lock);
+	close(fd);
+	pr->total_ns = now_ns() - t0;
+	pr->bytes = MAX(pr->bytes, w.bytes);
+	return out;
+}
+
+static void *mig_thread(void *arg)
+{
+	struct mig *g = arg;
+	struct mig_progress pr = { .phase = PH_SETUP };
+	struct ferr e = { "" };
+
+	pthread_setname_np(pthread_self(), "migrate");
+	pr.outcome = mig_run(g, &pr, &e);
+	if (pr.outcome == MIG_OUT_CANCELLED && !e.msg[0])
+		snprintf(e.msg, sizeof(e.msg), "cancelled");
+	if (pr.outcome != MIG_OUT_COMPLETED)
+		snprintf(pr.error, sizeof(pr.error), "%s", e.msg);
+	pr.phase = PH_DONE;
+	pthread_mutex_lock(&g->lock);
+	g->prog = pr;
+	pthread_mutex_unlock(&g->lock);
+	__atomic_store_n(&g->done, 1, __ATOMIC_RELEASE);
+	mig_notify(g);
+	return NULL;
+}
+
+static struct json_object *mig_progress_json(const struct mig_progress *p)
+{
+	struct json_object *o = json_object_new_object();
+
+#define JI(k, v) json_object_object_add(o, k, json_object_new_int64((int64_t)(v)))
+	json_object_object_add(o, "status", json_object_new_string(
+		p->phase == PH_DONE ? mig_outcome_name(p->outcome) : mig_phase_name(p->phase)));
+	if (p->phase == PH_DONE && p->outcome != MIG_OUT_COMPLETED)
+		json_object_object_add(o, "error", json_object_new_string(p->error));
+	JI("round", p->round);
+	JI("ram_pages", p->ram_pages);
+	JI("remaining_pages", p->remaining_pages);
+	JI("bytes", p->bytes);
+	JI("pages", p->pages);
+	JI("zero_pages", p->zero_pages);
+	JI("bandwidth_bps", p->bandwidth);
+	JI("dirty_rate_bps", p->dirty_rate);
+	json_object_object_add(o, "expected_downtime_ms",
+			       json_object_new_double(p->expected_downtime_ns / 1e6));
+	JI("throttle_pct", p->throttle_pct);
+	json_object_object_add(o, "stalled", json_object_new_boolean(p->stalled));
+	JI("rounds", p->round);
+	json_object_object_add(o, "total_ms", json_object_new_double(p->total_ns / 1e6));
+	json_object_object_add(o, "downtime_ms", json_object_new_double(p->downtime_ns / 1e6));
+	json_object_object_add(o, "dest_load_ms", json_object_new_double(p->dest_load_us / 1e3));
+#undef JI
+	return o;
+}
+
+static void mig_join(struct mig *g)
+{
+	if (g->joined)
+		return;
+	pthread_join(g->thread, NULL);
+	pthread_join(g->kicker, NULL);
+	g->joined = true;
+}
+
+/* On the event loop: progress, then the end. */
+static void mig_on_notify(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct mig *g = opaque;
+	struct vmm *m = g->vmm;
+	struct mig_progress p;
+	eventfd_t v;
+
+	(void)l; (void)events;
+	if (eventfd_read(fd, &v) < 0)
+		return;
+	pthread_mutex_lock(&g->lock);
+	p = g->prog;
+	pthread_mutex_unlock(&g->lock);
+	if (p.phase != PH_DONE || !__atomic_load_n(&g->done, __ATOMIC_ACQUIRE)) {
+		api_event(m->api, "migration", mig_progress_json(&p));
+		return;
+	}
+	mig_join(g);
+	loop_del(m->loop, g->notify_efd);
+	api_event(m->api, "migration", mig_progress_json(&p));
+	if (p.outcome == MIG_OUT_COMPLETED) {
+		log_info("migrated to %s in %.1f ms (downtime %.2f ms, %llu bytes, %llu rounds)",
+			 g->uri, p.total_ns / 1e6, p.downtime_ns / 1e6,
+			 (unsigned long long)p.bytes, (unsigned long long)p.round);
+		vm_request_stop(&m->vm, VM_STOP_MIGRATED);
+	} else {
+		log_warn("migration to %s %s: %s; the VM keeps running here", g->uri,
+			 mig_outcome_name(p.outcome), p.error);
+	}
+}
+
+bool mig_active(const struct vmm *m)
+{
+	return m->mig && !__atomic_load_n(&m->mig->done, __ATOMIC_ACQUIRE);
+}
+
+static void mig_free(struct mig *g)
+{
+	if (!g)
+		return;
+	if (g->notify_efd >= 0)
+		close(g->notify_efd);
+	pthread_mutex_destroy(&g->lock);
+	free(g);
+}
+
+int mig_start(struct vmm *m, const char *uri, const struct mig_params *p, struct ferr *e)
+{
+	struct mig *g;
+	int ret;
+
+	if (mig_active(m))
+		return ferr_set(e, -EBUSY, "a migration to %s is already running", m->mig->uri);
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return ferr_set(e, -ENOMEM, "out of memory");
+	pthread_mutex_init(&g->lock, NULL);
+	g->vmm = m;
+	g->p = *p;
+	g->fd = -1;
+	g->notify_efd = -1;
+	snprintf(g->uri, sizeof(g->uri), "%s", uri);
+	ret = mig_parse_uri(uri, g->host, sizeof(g->host), g->port, sizeof(g->port), e);
+	if (ret < 0)
+		goto fail;
+	g->notify_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (g->notify_efd < 0) {
+		ret = ferr_errno(e, -errno, "cannot create an eventfd");
+		goto fail;
+	}
+	ret = loop_add(m->loop, g->notify_efd, EPOLLIN, mig_on_notify, g);
+	if (ret < 0) {
+		ferr_errno(e, ret, "cannot watch the migration");
+		goto fail;
+	}
+	g->prog.phase = PH_SETUP;
+	g->start_ns = now_ns();
+	ret = -pthread_create(&g->thread, NULL, mig_thread, g);
+	if (ret == 0) {
+		ret = -pthread_create(&g->kicker, NULL, mig_kicker, g);
+		if (ret < 0) {
+			__atomic_store_n(&g->cancel, 1, __ATOMIC_RELAXED);
+			pthread_join(g->thread, NULL);
+		}
+	}
+	if (ret < 0) {
+		loop_del(m->loop, g->notify_efd);
+		ferr_errno(e, ret, "cannot start the migration thread");
+		goto fail;
+	}
+	/* The previous migration's record goes; its thread was joined. */
+	mig_free(m->mig);
+	m->mig = g;
+	log_info("migration to %s started", uri);
+	return 0;
+fail:
+	mig_free(g);
+	return ret;
+}
+
+int mig_cancel(struct vmm *m)
+{
+	struct mig *g = m->mig;
+	int ret = 0;
+
+	if (!mig_active(m))
+		return -ENOENT;
+	pthread_mutex_lock(&g->lock);
+	/* Once the state is on its way the destination may be running it. */
+	if (g->prog.phase == PH_SWITCHOVER) {
+		ret = -EBUSY;
+	} else {
+		__atomic_store_n(&g->cancel, 1, __ATOMIC_RELAXED);
+		if (g->fd >= 0)
+			shutdown(g->fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return ret;
+}
+
+struct json_object *mig_status_json(struct vmm *m)
+{
+	struct mig_progress p = { .phase = PH_NONE };
+	struct json_object *o;
+
+	if (m->mig) {
+		pthread_mutex_lock(&m->mig->lock);
+		p = m->mig->prog;
+		pthread_mutex_unlock(&m->mig->lock);
+		if (p.phase != PH_DONE)
+			p.total_ns = now_ns() - m->mig->start_ns;
+	}
+	o = mig_progress_json(&p);
+	if (m->mig)
+		json_object_object_add(o, "to", json_object_new_string(m->mig->uri));
+	return o;
+}
+
+void mig_destroy(struct vmm *m)
+{
+	struct mig *g = m->mig;
+
+	if (!g)
+		return;
+	if (mig_active(m)) {
+		__atomic_store_n(&g->cancel, 1, __ATOMIC_RELAXED);
+		pthread_mutex_lock(&g->lock);
+		if (g->fd >= 0)
+			shutdown(g->fd, SHUT_RDWR);
+		pthread_mutex_unlock(&g->lock);
+	}
+	mig_join(g);
+	loop_del(m->loop, g->notify_efd);
+	mig_free(g);
+	m->mig = NULL;
+}
+
+/* ---- destination ---- */
+
+struct mig_in {
+	int fd;
+	uint64_t switchover_ns;
+	uint64_t load_ns;
+};
+
+struct mig_in_ctx {
+	struct vmm *m;
+	struct mig_in *in;
+};
+
+static int mig_in_machine(void *opaque, const void *fdt, uint32_t len, struct ferr *e)
+{
+	struct mig_in_ctx *c = opaque;
+
+	return mig_machine_check(&c->m->vm, fdt, len, e);
+}
+
+static void mig_in_switchover(void *opaque)
+{
+	struct mig_in_ctx *c = opaque;
+
+	c->in->switchover_ns = now_ns();
+}
+
+static int mig_in_state(void *opaque, const void *fdt, uint32_t len, struct ferr *e)
+{
+	struct mig_in_ctx *c = opaque;
+	uint64_t t = now_ns();
+	int ret = mig_state_load(&c->m->vm, fdt, len, e);
+
+	c->in->load_ns = now_ns() - t;
+	return ret;
+}
+
+static int mig_listen(const char *uri, struct ferr *e)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai;
+	char host[256], port[32];
+	int fd = -1, one = 1, ret;
+
+	ret = mig_parse_uri(uri, host, sizeof(host), port, sizeof(port), e);
+	if (ret < 0)
+		return ret;
+	ret = getaddrinfo(host, port, &hints, &ai);
+	if (ret)
+		return ferr_set(e, -EINVAL, "--incoming %s: %s", uri, gai_strerror(ret));
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1) < 0) {
+		ret = ferr_errno(e, -errno, "--incoming %s: cannot listen", uri);
+		if (fd >= 0)
+			close(fd);
+		fd = ret;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+int mig_incoming(struct vmm *m, struct ferr *e)
+{
+	struct mig_in *in = calloc(1, sizeof(*in));
+	struct mig_in_ctx ctx = { m, in };
+	struct mig_sink sink = {
+		.mem = &m->vm.mem, .machine = mig_in_machine,
+		.switchover = mig_in_switchover, .state = mig_in_state, .opaque = &ctx,
+	};
+	struct mig_reader r = { .buf = NULL };
+	struct timeval tv = { .tv_sec = MIG_RECV_TIMEOUT_S };
+	int lfd, fd = -1, ret, buf = MIG_SOCK_BUF;
+	struct pollfd p[2];
+
+	if (!in)
+		return ferr_set(e, -ENOMEM, "out of memory");
+	in->fd = -1;
+	lfd = mig_listen(m->cfg->incoming, e);
+	if (lfd < 0) {
+		free(in);
+		return lfd;
+	}
+	/* Fresh RAM fills fastest in 2 MiB pages: a 4 KiB first touch costs
+	 * microseconds here, and a migration touches every used page. */
+	for (int i = 0; i < m->vm.mem.nr_regions && m->cfg->backing == GM_BACKING_ANON; i++)
+		madvise(m->vm.mem.regions[i].hva, m->vm.mem.regions[i].size, MADV_HUGEPAGE);
+	log_info("waiting for a migration on %s", m->cfg->incoming);
+	/* SIGTERM/SIGINT arrive on the signalfd: waiting must hear them. */
+	p[0] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+	p[1] = (struct pollfd){ .fd = m->signal_fd, .events = POLLIN };
+	for (;;) {
+		ret = poll(p, 2, -1);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret < 0) {
+			ret = ferr_errno(e, -errno, "--incoming: poll");
+			goto out;
+		}
+		if (p[1].revents) {
+			ret = ferr_set(e, -EINTR, "--incoming %s: stopped by a signal before a migration arrived",
+				       m->cfg->incoming);
+			goto out;
+		}
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0)
+			break;
+		if (errno != EINTR && errno != ECONNABORTED) {
+			ret = ferr_errno(e, -errno, "--incoming: accept");
+			goto out;
+		}
+	}
+	close(lfd);
+	lfd = -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	ret = mig_reader_init(&r, fd, 256 * KiB);
+	if (ret < 0) {
+		ferr_set(e, ret, "out of memory");
+		goto out;
+	}
+	ret = mig_receive(&r, fd, &sink, e);
+	if (ret < 0) {
+		/* Tell the source why, so that it says so and keeps running. */
+		struct ferr why = *e;
+
+		mig_reply(fd, MIG_REPLY_ERROR, why.msg, strlen(why.msg));
+		ferr_set(e, ret, "incoming migration rejected: %s", why.msg);
+		goto out;
+	}
+	in->fd = fd;
+	fd = -1;
+	m->mig_in = in;
+	in = NULL;
+	log_info("migration received: %llu bytes", (unsigned long long)r.bytes);
+out:
+	mig_reader_free(&r);
+	if (lfd >= 0)
+		close(lfd);
+	if (fd >= 0)
+		close(fd);
+	free(in);
+	return ret < 0 ? ret : 0;
+}
+
+int mig_incoming_ack(struct vmm *m, struct ferr *e)
+{
+	struct mig_in *in = m->mig_in;
+	uint64_t load_us;
+	int ret;
+
+	if (!in)
+		return 0;
+	load_us = (now_ns() - (in->switchover_ns ? in->switchover_ns : now_ns())) / 1000;
+	ret = mig_reply(in->fd, MIG_REPLY_DONE, &load_us, sizeof(load_us));
+	if (ret < 0)
+		ferr_errno(e, ret, "cannot acknowledge the migration (the source keeps the VM)");
+	else
+		log_info("migration: switchover took %.2f ms here (state load %.2f ms)",
+			 load_us / 1e3, in->load_ns / 1e6);
+	close(in->fd);
+	free(in);
+	m->mig_in = NULL;
+	return ret;
+}

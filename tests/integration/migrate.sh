@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# Live migration between two ferry processes on 127.0.0.1: the guest's
+# output must go on at the destination without a gap or a repeat (and with
+# the checksums a VM that never moved prints), and every failure must leave
+# the source running.  Usage: migrate.sh CASE.  Exit 0 pass, 1 fail, 77 skip.
+set -u
+: "${FERRY:?}" "${TESTGUEST:?}"
+case_name=$1
+work=$(mktemp -d /tmp/ferry-mig.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*"
+	for f in "$work"/*.out "$work"/*.err "$work"/*.log; do
+		[ -e "$f" ] && { echo "--- $f"; tail -n 15 "$f"; }
+	done
+	exit 1
+}
+need_kvm() {
+	[ -e /dev/kvm ] || { echo "SKIP: no /dev/kvm on this host"; exit 77; }
+	[ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "SKIP: /dev/kvm not accessible to $(id -un)"; exit 77; }
+	command -v python3 >/dev/null || { echo "SKIP: python3 is needed for ports and the proxy"; exit 77; }
+}
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+# vm NAME ARGS...: start ferry in the background; serial in NAME.out, log in
+# NAME.err, control socket NAME.sock, pid in pid_NAME.
+vm() {
+	local n=$1; shift
+	"$FERRY" run --kernel "$TESTGUEST" --api "$work/$n.sock" --serial "file:$work/$n.out" \
+		--log-level info "$@" </dev/null >/dev/null 2>"$work/$n.err" &
+	pids+=($!)
+	eval "pid_$n=$!"
+}
+wait_for() { # FILE PATTERN SECONDS
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		grep -qE -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "$1: no '$2' within $3 s"
+}
+wait_listen() { # PORT
+	local i
+	for ((i = 0; i < 100; i++)); do
+		ss -Hltn "sport = :$1" 2>/dev/null | grep -q . && return 0
+		sleep 0.1
+	done
+	fail "nothing listens on port $1"
+}
+wait_exit() { # PID SECONDS -> sets $rc
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		kill -0 "$1" 2>/dev/null || { wait "$1"; rc=$?; return 0; }
+		sleep 0.1
+	done
+	fail "process $1 still running after $2 s"
+}
+migrate() { # SRC PORT [flags] -> $mrc, output in migrate.log
+	local s=$1 p=$2; shift 2
+	timeout -s KILL 120 "$FERRY" migrate --api "$work/$s.sock" --to "tcp:127.0.0.1:$p" "$@" \
+		>"$work/migrate.log" 2>&1
+	mrc=$?
+	echo "--- ferry migrate $* -> exit $mrc"; tail -n 3 "$work/migrate.log"
+}
+lines() { grep -c "$2" "$work/$1.out" 2>/dev/null || true; }
+# The source keeps running: its output grows after the failed migration.
+expect_alive() { # NAME PATTERN
+	local before
+	before=$(lines "$1" "$2")
+	kill -0 "$(eval echo \$pid_$1)" 2>/dev/null || fail "the source $1 died"
+	for ((i = 0; i < 50; i++)); do
+		[ "$(lines "$1" "$2")" -gt "$before" ] && return 0
+		sleep 0.1
+	done
+	fail "the source $1 stopped printing '$2' after the failed migration"
+}
+
+# Heartbeat lines of the source(s) then the destination, concatenated in
+# order, must number 0, 1, 2... and carry the checksums of a reference VM
+# that ran the same guest without moving.
+check_heartbeat() { # REF OUT...
+	local ref=$1; shift
+	cat "$@" | python3 -c '
+import sys, re
+ref = {}
+for l in open(sys.argv[1]):
+    m = re.match(r"TESTGUEST HEARTBEAT (\d+) (\w+)", l)
+    if m: ref[int(m.group(1))] = m.group(2)
+seq = [(int(m.group(1)), m.group(2)) for m in
+       (re.search(r"TESTGUEST HEARTBEAT (\d+) (\w+)", l) for l in sys.stdin) if m]
+if len(seq) < 3: sys.exit("too few heartbeats: %d" % len(seq))
+for i, (n, c) in enumerate(seq):
+    if n != i: sys.exit("heartbeat %d where %d was due (gap or repeat)" % (n, i))
+    if n in ref and ref[n] != c: sys.exit("heartbeat %d: checksum %s, a VM that never moved prints %s" % (n, c, ref[n]))
+checked = sum(1 for n, c in seq if n in ref)
+if checked < len(seq) // 2: sys.exit("reference too short (%d of %d)" % (checked, len(seq)))
+print("heartbeats 0..%d continuous, %d checked against the reference" % (len(seq) - 1, checked))
+' "$ref" || fail "heartbeat continuity"
+}
+
+# Dirty-workload lines: numbered without gaps, no verification errors.
+check_dirty() { # OUT...
+	cat "$@" | python3 -c '
+import sys, re
+seq = []
+for l in sys.stdin:
+    if "TESTGUEST FAIL" in l: sys.exit("guest: " + l.strip())
+    m = re.search(r"TESTGUEST DIRTY (\d+) pass=(\d+) errors=(\d+)", l)
+    if m:
+        seq.append(int(m.group(1)))
+        if int(m.group(3)): sys.exit("guest reports errors: " + l.strip())
+for i, n in enumerate(seq):
+    if n != i: sys.exit("dirty line %d where %d was due" % (n, i))
+if len(seq) < 2: sys.exit("too few dirty lines")
+print("dirty lines 0..%d continuous, no page errors" % (len(seq) - 1))
+' || fail "dirty workload check"
+}
+
+# A TCP proxy that damages the source->destination stream: MODE is
+# corrupt:OFFSET (flip one byte) or cut:OFFSET (close both sides).
+proxy() { # LISTEN_PORT TARGET_PORT MODE
+	cat >"$work/proxy.py" <<'EOF'
+import socket, sys, threading
+lport, tport, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+kind, off = mode.split(":"); off = int(off)
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", lport)); ls.listen(1)
+a, _ = ls.accept(); b = socket.create_connection(("127.0.0.1", tport))
+def back():
+    try:
+        while True:
+            d = b.recv(65536)
+            if not d: break
+            a.sendall(d)
+    except OSError: pass
+    try: a.shutdown(socket.SHUT_RDWR)
+    except OSError: pass
+threading.Thread(target=back, daemon=True).start()
+seen = 0
+try:
+    while True:
+        d = bytearray(a.recv(65536))
+        if not d: break
+        if kind == "corrupt" and seen <= off < seen + len(d): d[off - seen] ^= 0x40
+        if kind == "cut" and seen + len(d) > off:
+            b.sendall(d[:off - seen]); break
+        seen += len(d); b.sendall(d)
+except OSError: pass
+a.close(); b.close()
+EOF
+	python3 "$work/proxy.py" "$@" 2>"$work/proxy.log" &
+	pids+=($!)
+	wait_listen "$1"
+}
+
+hb_args=(--cmdline "testguest.run=heartbeat testguest.powerbutton=ignore")
+
+# One migration of a heartbeat guest with CPUS vCPUs, checked end to end.
+heartbeat_case() { # CPUS
+	local port
+	port=$(free_port)
+	vm ref --cpus "$1" "${hb_args[@]}"
+	vm src --cpus "$1" "${hb_args[@]}"
+	vm dst --cpus "$1" "${hb_args[@]}" --incoming "tcp:127.0.0.1:$port"
+	wait_for "$work/src.out" "HEARTBEAT 3 " 20
+	wait_listen "$port"
+	migrate src "$port" --json
+	[ "$mrc" = 0 ] || fail "ferry migrate exit $mrc"
+	grep -q '"downtime_ms"' "$work/migrate.log" || fail "--json lacks downtime_ms"
+	wait_exit "$pid_src" 10
+	[ "$rc" = 0 ] || fail "the source exited $rc after migrating, expected 0"
+	local n
+	n=$(grep -o 'HEARTBEAT [0-9]*' "$work/src.out" | tail -n1 | cut -d' ' -f2)
+	wait_for "$work/dst.out" "HEARTBEAT $((n + 4)) " 20
+	wait_for "$work/ref.out" "HEARTBEAT $((n + 4)) " 20
+	check_heartbeat "$work/ref.out" "$work/src.out" "$work/dst.out"
+}
+
+# A migration that must fail: the source goes on, ferry migrate says why.
+failed_case() { # EXPECTED_RCS... (after the migration ran)
+	local ok=0
+	for want in "$@"; do [ "$mrc" = "$want" ] && ok=1; done
+	[ "$ok" = 1 ] || fail "ferry migrate exit $mrc, expected one of $*"
+	expect_alive src "HEARTBEAT"
+}
+
+need_kvm
+case $case_name in
+idle-1cpu) heartbeat_case 1 ;;
+idle-2cpu) heartbeat_case 2 ;;
+dirty|dirty-rate|dirty-throttle)
+	port=$(free_port)
+	case $case_name in
+	dirty) wl=dirty:64:0; flags=() ;;
+	dirty-rate) wl=dirty:128:200; flags=() ;;
+	# Faster than the link: only auto-converge gets it across.
+	dirty-throttle) wl=dirty:64:0; flags=(--max-bandwidth 40M --timeout 60) ;;
+	esac
+	vm src --memory 512M --cmdline "testguest.run=$wl"
+	vm dst --memory 512M --cmdline "testguest.run=$wl" --incoming "tcp:127.0.0.1:$port"
+	wait_for "$work/src.out" "DIRTY READY" 30
+	wait_for "$work/src.out" "DIRTY 1 " 10
+	wait_listen "$port"
+	migrate src "$port" "${flags[@]}"
+	[ "$mrc" = 0 ] || fail "ferry migrate exit $mrc"
+	wait_exit "$pid_src" 10
+	n=$(grep -o 'DIRTY [0-9]* ' "$work/src.out" | tail -n1 | cut -d' ' -f2)
+	wait_for "$work/dst.out" "DIRTY $((n + 3)) " 20
+	check_dirty "$work/src.out" "$work/dst.out" ;;
+ping-pong)
+	# 20 hops, each to a fresh ferry; the heartbeat runs through all.
+	vm ref "${hb_args[@]}"
+	vm h0 "${hb_args[@]}"
+	wait_for "$work/h0.out" "HEARTBEAT 2 " 20
+	outs=("$work/h0.out")
+	for ((i = 1; i <= 20; i++)); do
+		port=$(free_port)
+		vm "h$i" "${hb_args[@]}" --incoming "tcp:127.0.0.1:$port"
+		wait_listen "$port"
+		migrate "h$((i - 1))" "$port"
+		[ "$mrc" = 0 ] || fail "hop $i: ferry migrate exit $mrc"
+		wait_exit "$(eval echo \$pid_h$((i - 1)))" 10
+		[ "$rc" = 0 ] || fail "hop $i: the source exited $rc"
+		outs+=("$work/h$i.out")
+	done
+	wait_for "$work/h20.out" "HEARTBEAT" 10
+	n=$(cat "${outs[@]}" | grep -o 'HEARTBEAT [0-9]*' | tail -n1 | cut -d' ' -f2)
+	wait_for "$work/h20.out" "HEARTBEAT $((n + 3)) " 10
+	wait_for "$work/ref.out" "HEARTBEAT $((n + 3)) " 20
+	check_heartbeat "$work/ref.out" "${outs[@]}" ;;
+refused-connection)
+	vm src "${hb_args[@]}"
+	wait_for "$work/src.out" "HEARTBEAT 1 " 20
+	migrate src "$(free_port)"
+	failed_case 8
+	grep -q "cannot connect" "$work/migrate.log" || fail "no reason given" ;;
+mismatch-memory|mismatch-cpus)
+	port=$(free_port)
+	vm src "${hb_args[@]}"
+	if [ "$case_name" = mismatch-memory ]; then
+		vm dst "${hb_args[@]}" --memory 512M --incoming "tcp:127.0.0.1:$port"
+		why="memory size differs"
+	else
+		vm dst "${hb_args[@]}" --cpus 2 --incoming "tcp:127.0.0.1:$port"
+		why="vCPU count differs"
+	fi
+	wait_for "$work/src.out" "HEARTBEAT 1 " 20
+	wait_listen "$port"
+	migrate src "$port"
+	failed_case 7
+	grep -q "$why" "$work/migrate.log" || fail "ferry migrate does not say '$why'"
+	wait_exit "$pid_dst" 10
+	[ "$rc" != 0 ] || fail "the destination exited 0 after refusing"
+	grep -q TESTGUEST "$work/dst.out" 2>/dev/null && fail "the destination ran the guest"
+	grep -q "$why" "$work/dst.err" || fail "the destination does not say '$why'" ;;
+corrupt-stream|cut-stream)
+	port=$(free_port); pport=$(free_port)
+	vm src "${hb_args[@]}"
+	vm dst "${hb_args[@]}" --incoming "tcp:127.0.0.1:$port"
+	wait_for "$work/src.out" "HEARTBEAT 1 " 20
+	wait_listen "$port"
+	if [ "$case_name" = corrupt-stream ]; then
+		proxy "$pport" "$port" corrupt:300000
+		migrate src "$pport"
+		failed_case 7 8
+		wait_exit "$pid_dst" 10
+		grep -qE "checksum mismatch|malformed|unexpected record|outside guest RAM" "$work/dst.err" ||
+			fail "the destination does not say what was wrong"
+	else
+		proxy "$pport" "$port" cut:$((RANDOM * 16 % 900000 + 100))
+		migrate src "$pport"
+		failed_case 8 7
+		wait_exit "$pid_dst" 10
+	fi
+	[ "$rc" != 0 ] || fail "the destination exited 0 after a broken stream"
+	grep -q TESTGUEST "$work/dst.out" 2>/dev/null && fail "the destination ran a half-loaded guest"
+	# The source can still migrate, and the guest has all its memory.
+	port=$(free_port)
+	vm dst2 "${hb_args[@]}" --incoming "tcp:127.0.0.1:$port"
+	vm ref "${hb_args[@]}"
+	wait_listen "$port"
+	migrate src "$port"
+	[ "$mrc" = 0 ] || fail "migrating after the failure: exit $mrc"
+	n=$(grep -o 'HEARTBEAT [0-9]*' "$work/src.out" | tail -n1 | cut -d' ' -f2)
+	wait_for "$work/dst2.out" "HEARTBEAT $((n + 2)) " 20
+	wait_for "$work/ref.out" "HEARTBEAT $((n + 2)) " 30
+	check_heartbeat "$work/ref.out" "$work/src.out" "$work/dst2.out" ;;
+kill-destination)
+	# A slow migration (--max-bandwidth) of a dirty guest; the
+	# destination dies in the middle.
+	port=$(free_port)
+	vm src --memory 512M --cmdline "testguest.run=dirty:128:0:once"
+	vm dst --memory 512M --cmdline "testguest.run=dirty:128:0:once" --incoming "tcp:127.0.0.1:$port"
+	wait_for "$work/src.out" "DIRTY READY" 30
+	wait_listen "$port"
+	( sleep "0.$((RANDOM % 8 + 2))"; kill -9 "$pid_dst" ) &
+	migrate src "$port" --max-bandwidth 50M
+	failed_case_dirty() { [ "$mrc" = 8 ] || [ "$mrc" = 7 ] || fail "ferry migrate exit $mrc, expected 8"; }
+	failed_case_dirty
+	kill -0 "$pid_src" || fail "the source died"
+	before=$(lines src "DIRTY [0-9]")
+	sleep 2.5
+	[ "$(lines src "DIRTY [0-9]")" -gt "$before" ] || fail "the source stopped"
+	check_dirty "$work/src.out" ;;
+second-refused|cancel)
+	port=$(free_port)
+	vm src --memory 512M --cmdline "testguest.run=dirty:128:0:once"
+	vm dst --memory 512M --cmdline "testguest.run=dirty:128:0:once" --incoming "tcp:127.0.0.1:$port"
+	wait_for "$work/src.out" "DIRTY READY" 30
+	wait_listen "$port"
+	"$FERRY" migrate --api "$work/src.sock" --to "tcp:127.0.0.1:$port" --max-bandwidth 20M \
+		>"$work/first.log" 2>&1 &
+	first=$!
+	sleep 1
+	if [ "$case_name" = second-refused ]; then
+		migrate src "$(free_port)"
+		[ "$mrc" = 3 ] || fail "a second migrate: exit $mrc, expected 3 (refused)"
+		grep -q "already running" "$work/migrate.log" || fail "no reason given"
+		wait "$first"; frc=$?
+		[ "$frc" = 0 ] || fail "the first migration: exit $frc"
+	else
+		python3 - "$work/src.sock" <<'EOF' || fail "migrate-cancel was not accepted"
+import socket, sys, json
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b'{"request":"migrate-cancel"}\n')
+r = json.loads(s.makefile().readline()); print(r)
+sys.exit(0 if r.get("ok") else 1)
+EOF
+		wait "$first"; frc=$?
+		cat "$work/first.log"
+		[ "$frc" = 5 ] || fail "the cancelled migration: exit $frc, expected 5"
+		mrc=5
+		kill -0 "$pid_src" || fail "the source died"
+		before=$(lines src "DIRTY [0-9]")
+		sleep 2.5
+		[ "$(lines src "DIRTY [0-9]")" -gt "$before" ] || fail "the source stopped"
+		wait_exit "$pid_dst" 10
+		[ "$rc" != 0 ] || fail "the destination exited 0 after a cancelled migration"
+		check_dirty "$work/src.out"
+	fi ;;
+timeout)
+	port=$(free_port)
+	vm src --memory 512M --cmdline "testguest.run=dirty:64:0"
+	vm dst --memory 512M --cmdline "testguest.run=dirty:64:0" --incoming "tcp:127.0.0.1:$port"
+	wait_for "$work/src.out" "DIRTY READY" 30
+	wait_listen "$port"
+	migrate src "$port" --max-bandwidth 20M --auto-converge off --timeout 3
+	[ "$mrc" = 6 ] || fail "exit $mrc, expected 6 (did not converge)"
+	grep -q "did not converge" "$work/migrate.log" || fail "no reason given"
+	before=$(lines src "DIRTY [0-9]")
+	sleep 2.5
+	[ "$(lines src "DIRTY [0-9]")" -gt "$before" ] || fail "the source stopped"
+	check_dirty "$work/src.out" ;;
+*)
+	echo "unknown case $case_name"; exit 1 ;;
+esac
+echo "PASS: $case_name"

@@ -1,0 +1,845 @@
+/* Block backend over a host file or block device: open + OFD lock + size,
+ * and three engines that do the I/O: io_uring (liburing), Linux AIO (libaio)
+ * and sync (plain syscalls on the loop thread, the fallback everywhere).
+ *
+ * Every engine finishes requests onto one "done" list and signals one
+ * eventfd; the loop handler runs the callbacks.  f->lock serialises reaping,
+ * because blk_drain() may reap from another thread (a vCPU resetting the
+ * device) while the loop sleeps or waits for the device lock. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* Absent only in the fuzz build (tests/fuzz/run.sh): no io_uring/AIO there. */
+#if __has_include("config.h")
+#include "config.h"
+#endif
+#include "ferry/blk.h"
+#include "ferry/log.h"
+#include "ferry/loop.h"
+#include "ferry/util.h"
+#include "ferry/vm.h"
+
+#ifdef HAVE_LIBURING
+#include <liburing.h>
+#endif
+#ifdef HAVE_LIBAIO
+#include <libaio.h>
+#endif
+
+#define ZERO_BUF_SIZE   (64 * 1024)
+
+struct blk_file {
+	struct blk_backend b;
+	enum blk_engine engine;
+	int fd;
+	int efd;                        /* completions */
+	struct loop *loop;
+	char *path;
+
+	pthread_mutex_t lock;
+	struct blk_req *done, **done_tail;      /* finished, callback pending */
+	unsigned int outstanding;       /* submitted, callback not yet run */
+	unsigned int in_kernel;         /* handed to the kernel, not reaped */
+	bool punch_ok, zero_range_ok;   /* cleared on the first EOPNOTSUPP */
+	void *zero_buf;                 /* lazily: write-zeroes fallback */
+
+#ifdef HAVE_LIBURING
+	struct io_uring ring;
+	bool ring_init;
+	bool ring_fallocate;            /* kernel has IORING_OP_FALLOCATE */
+#endif
+#ifdef HAVE_LIBAIO
+	io_context_t aio;
+	struct iocb *iocbs;             /* queue_depth of them */
+	struct iocb **free_iocbs;       /* stack */
+	unsigned int nr_free;
+	struct iocb **pending;          /* queued, not yet io_submit()ed */
+	unsigned int nr_pending;
+#endif
+};
+
+static struct blk_file *to_file(struct blk_backend *b)
+{
+	return (struct blk_file *)b;
+}
+
+/* ---- helpers shared by the engines ------------------------------------- */
+
+static void signal_done(struct blk_file *f)
+{
+	uint64_t one = 1;
+
+	if (write(f->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("disk %s: cannot signal completion: %s", f->path, strerror(errno));
+}
+
+/* With f->lock held. */
+static void finish(struct blk_file *f, struct blk_req *req, int ret)
+{
+	req->ret = ret;
+	req->next = NULL;
+	*f->done_tail = req;
+	f->done_tail = &req->next;
+}
+
+static void iov_zero_from(struct iovec *iov, unsigned int cnt, uint64_t skip)
+{
+	for (unsigned int i = 0; i < cnt; i++) {
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		memset((uint8_t *)iov[i].iov_base + skip, 0, iov[i].iov_len - skip);
+		skip = 0;
+	}
+}
+
+/* Drop the first @n bytes of @req's buffers (after a short transfer). */
+static void iov_advance(struct blk_req *req, uint64_t n)
+{
+	while (n && req->iovcnt) {
+		if (n < req->iov->iov_len) {
+			req->iov->iov_base = (uint8_t *)req->iov->iov_base + n;
+			req->iov->iov_len -= n;
+			return;
+		}
+		n -= req->iov->iov_len;
+		req->iov++;
+		req->iovcnt--;
+	}
+}
+
+/* The result of a READ/WRITE that moved @res bytes (or -errno).  A short
+ * read means end of file (the file shrank under us): the rest reads as
+ * zeroes.  A short write is an error: the disk is full. */
+static __attribute__((unused)) int rw_result(struct blk_req *req, int64_t res)
+{
+	if (res < 0)
+		return (int)res;
+	if ((uint64_t)res >= req->len)
+		return 0;
+	if (req->op == BLK_OP_READ) {
+		iov_zero_from(req->iov, req->iovcnt, res);
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+static int sync_rw(struct blk_file *f, struct blk_req *req)
+{
+	uint64_t off = req->offset, left = req->len;
+
+	while (left) {
+		ssize_t n;
+
+		if (req->op == BLK_OP_READ)
+			n = preadv(f->fd, req->iov, (int)MIN(req->iovcnt, (unsigned int)IOV_MAX), (off_t)off);
+		else
+			n = pwritev2(f->fd, req->iov, (int)MIN(req->iovcnt, (unsigned int)IOV_MAX), (off_t)off,
+				     req->flags & BLK_REQ_FUA ? RWF_DSYNC : 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0) {
+			if (req->op == BLK_OP_READ) {
+				iov_zero_from(req->iov, req->iovcnt, 0);
+				return 0;
+			}
+			return -ENOSPC;
+		}
+		off += n;
+		left -= MIN(left, (uint64_t)n);
+		iov_advance(req, n);
+	}
+	return 0;
+}
+
+static int sync_fallocate(struct blk_file *f, int mode, uint64_t off, uint64_t len)
+{
+	while (fallocate(f->fd, mode, (off_t)off, (off_t)len) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+static int write_zeroes_by_writing(struct blk_file *f, uint64_t off, uint64_t len)
+{
+	if (!f->zero_buf) {
+		if (posix_memalign(&f->zero_buf, 4096, ZERO_BUF_SIZE))
+			return -ENOMEM;
+		memset(f->zero_buf, 0, ZERO_BUF_SIZE);
+	}
+	while (len) {
+		size_t n = MIN(len, (uint64_t)ZERO_BUF_SIZE);
+		ssize_t w = pwrite(f->fd, f->zero_buf, n, (off_t)off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -ENOSPC;
+		off += w;
+		len -= w;
+	}
+	return 0;
+}
+
+static bool unsupported(int ret)
+{
+	return ret == -EOPNOTSUPP || ret == -ENOTSUP || ret == -EINVAL || ret == -ENOSYS;
+}
+
+/* Discard is advisory: where the file system cannot punch holes it is a
+ * successful no-op. */
+static int sync_discard(struct blk_file *f, uint64_t off, uint64_t len)
+{
+	int ret;
+
+	if (!f->punch_ok)
+		return 0;
+	ret = sync_fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
+	if (unsupported(ret)) {
+		f->punch_ok = false;
+		return 0;
+	}
+	return ret;
+}
+
+/* ZERO_RANGE, else PUNCH_HOLE (holes read as zeroes), else write zeroes. */
+static int sync_write_zeroes(struct blk_file *f, uint64_t off, uint64_t len, bool unmap)
+{
+	int ret;
+
+	if (f->zero_range_ok && !(unmap && f->punch_ok)) {
+		ret = sync_fallocate(f, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off, len);
+		if (!unsupported(ret))
+			return ret;
+		f->zero_range_ok = false;
+	}
+	if (f->punch_ok) {
+		ret = sync_fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
+		if (!unsupported(ret))
+			return ret;
+		f->punch_ok = false;
+	}
+	return write_zeroes_by_writing(f, off, len);
+}
+
+/* Any op, done here and now. */
+static int sync_do(struct blk_file *f, struct blk_req *req)
+{
+	switch (req->op) {
+	case BLK_OP_READ:
+	case BLK_OP_WRITE:
+		return sync_rw(f, req);
+	case BLK_OP_FLUSH:
+		return fdatasync(f->fd) < 0 ? -errno : 0;
+	case BLK_OP_DISCARD:
+		return sync_discard(f, req->offset, req->len);
+	case BLK_OP_WRITE_ZEROES:
+		return sync_write_zeroes(f, req->offset, req->len, req->flags & BLK_REQ_UNMAP);
+	}
+	return -EINVAL;
+}
+
+/* ---- io_uring ----------------------------------------------------------- */
+
+#ifdef HAVE_LIBURING
+static int uring_setup(struct blk_file *f, struct ferr *e)
+{
+	struct io_uring_probe *probe;
+	int ret;
+
+	ret = io_uring_queue_init(f->b.queue_depth, &f->ring, 0);
+	if (ret < 0)
+		return ferr_errno(e, ret, "disk %s: engine=io_uring: cannot set up a ring (try engine=aio or engine=sync)",
+				  f->path);
+	f->ring_init = true;
+	ret = io_uring_register_eventfd(&f->ring, f->efd);
+	if (ret < 0)
+		return ferr_errno(e, ret, "disk %s: engine=io_uring: cannot register the completion eventfd",
+				  f->path);
+	probe = io_uring_get_probe_ring(&f->ring);
+	if (!probe || !io_uring_opcode_supported(probe, IORING_OP_READV) ||
+	    !io_uring_opcode_supported(probe, IORING_OP_WRITEV) ||
+	    !io_uring_opcode_supported(probe, IORING_OP_FSYNC)) {
+		io_uring_free_probe(probe);
+		return ferr_set(e, -ENOTSUP, "disk %s: engine=io_uring: the kernel lacks READV/WRITEV/FSYNC (try engine=aio)",
+				f->path);
+	}
+	f->ring_fallocate = io_uring_opcode_supported(probe, IORING_OP_FALLOCATE);
+	io_uring_free_probe(probe);
+	return 0;
+}
+
+/* With f->lock held.  Fallocate modes are picked here; a mode the file
+ * system refuses is retried synchronously in uring_reap_one(). */
+static int uring_queue(struct blk_file *f, struct blk_req *req)
+{
+	struct io_uring_sqe *sqe;
+	int mode;
+
+	if ((req->op == BLK_OP_DISCARD || req->op == BLK_OP_WRITE_ZEROES) &&
+	    (!f->ring_fallocate || !(req->op == BLK_OP_DISCARD ? f->punch_ok : f->zero_range_ok))) {
+		finish(f, req, sync_do(f, req));
+		signal_done(f);
+		return 0;
+	}
+	sqe = io_uring_get_sqe(&f->ring);
+	if (!sqe) {
+		/* Cannot happen: outstanding <= queue_depth <= ring size. */
+		io_uring_submit(&f->ring);
+		sqe = io_uring_get_sqe(&f->ring);
+		if (!sqe)
+			return -EAGAIN;
+	}
+	switch (req->op) {
+	case BLK_OP_READ:
+		io_uring_prep_readv(sqe, f->fd, req->iov, req->iovcnt, req->offset);
+		break;
+	case BLK_OP_WRITE:
+		io_uring_prep_writev(sqe, f->fd, req->iov, req->iovcnt, req->offset);
+		if (req->flags & BLK_REQ_FUA)
+			sqe->rw_flags = RWF_DSYNC;
+		break;
+	case BLK_OP_FLUSH:
+		io_uring_prep_fsync(sqe, f->fd, IORING_FSYNC_DATASYNC);
+		break;
+	case BLK_OP_DISCARD:
+	case BLK_OP_WRITE_ZEROES:
+		mode = req->op == BLK_OP_DISCARD || ((req->flags & BLK_REQ_UNMAP) && f->punch_ok)
+			? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE;
+		io_uring_prep_fallocate(sqe, f->fd, mode | FALLOC_FL_KEEP_SIZE,
+					req->offset, req->len);
+		break;
+	}
+	io_uring_sqe_set_data(sqe, req);
+	f->in_kernel++;
+	return 0;
+}
+
+static void uring_reap_one(struct blk_file *f, struct io_uring_cqe *cqe)
+{
+	struct blk_req *req = io_uring_cqe_get_data(cqe);
+	int res = cqe->res;
+
+	io_uring_cqe_seen(&f->ring, cqe);
+	f->in_kernel--;
+	switch (req->op) {
+	case BLK_OP_READ:
+	case BLK_OP_WRITE:
+		res = rw_result(req, res);
+		break;
+	case BLK_OP_FLUSH:
+		break;
+	case BLK_OP_DISCARD:
+		if (unsupported(res)) {
+			f->punch_ok = false;
+			res = 0;
+		}
+		break;
+	case BLK_OP_WRITE_ZEROES:
+		if (unsupported(res))
+			res = sync_write_zeroes(f, req->offset, req->len, req->flags & BLK_REQ_UNMAP);
+		break;
+	}
+	finish(f, req, res > 0 ? 0 : res);
+}
+
+/* With f->lock held: everything the kernel has finished, or (@wait) at
+ * least one request. */
+static void uring_reap(struct blk_file *f, bool wait)
+{
+	struct io_uring_cqe *cqe;
+
+	if (wait && f->in_kernel) {
+		int ret;
+
+		/* Submits too: an earlier kick may have failed to. */
+		do {
+			ret = io_uring_submit_and_wait(&f->ring, 1);
+		} while (ret == -EINTR);
+		if (ret < 0) {
+			log_error("disk %s: io_uring wait failed: %s", f->path, strerror(-ret));
+			return;
+		}
+	}
+	while (f->in_kernel && io_uring_peek_cqe(&f->ring, &cqe) == 0)
+		uring_reap_one(f, cqe);
+}
+#endif
+
+/* ---- Linux AIO ---------------------------------------------------------- */
+
+#ifdef HAVE_LIBAIO
+static int aio_setup(struct blk_file *f, struct ferr *e)
+{
+	unsigned int n = f->b.queue_depth;
+	int ret;
+
+	ret = io_setup((int)n, &f->aio);
+	if (ret < 0)
+		return ferr_errno(e, ret, "disk %s: engine=aio: io_setup(%u) failed (check /proc/sys/fs/aio-max-nr, or use engine=sync)",
+				  f->path, n);
+	f->iocbs = calloc(n, sizeof(*f->iocbs));
+	f->free_iocbs = calloc(n, sizeof(*f->free_iocbs));
+	f->pending = calloc(n, sizeof(*f->pending));
+	if (!f->iocbs || !f->free_iocbs || !f->pending)
+		return ferr_set(e, -ENOMEM, "disk %s: engine=aio: out of memory", f->path);
+	for (unsigned int i = 0; i < n; i++)
+		f->free_iocbs[i] = &f->iocbs[i];
+	f->nr_free = n;
+	return 0;
+}
+
+/* With f->lock held.  Discard and write-zeroes are done synchronously:
+ * AIO has no fallocate. */
+static int aio_queue(struct blk_file *f, struct blk_req *req)
+{
+	struct iocb *cb;
+
+	if (req->op == BLK_OP_DISCARD || req->op == BLK_OP_WRITE_ZEROES) {
+		finish(f, req, sync_do(f, req));
+		signal_done(f);
+		return 0;
+	}
+	if (!f->nr_free)
+		return -EAGAIN;         /* cannot happen: outstanding bounds it */
+	cb = f->free_iocbs[--f->nr_free];
+	switch (req->op) {
+	case BLK_OP_READ:
+		io_prep_preadv(cb, f->fd, req->iov, (int)req->iovcnt, (long long)req->offset);
+		break;
+	case BLK_OP_WRITE:
+		io_prep_pwritev(cb, f->fd, req->iov, (int)req->iovcnt, (long long)req->offset);
+		if (req->flags & BLK_REQ_FUA)
+			cb->aio_rw_flags = RWF_DSYNC;
+		break;
+	default:
+		io_prep_fdsync(cb, f->fd);
+		break;
+	}
+	cb->data = req;
+	io_set_eventfd(cb, f->efd);
+	f->pending[f->nr_pending++] = cb;
+	f->in_kernel++;
+	return 0;
+}
+
+static void aio_release(struct blk_file *f, struct iocb *cb)
+{
+	f->free_iocbs[f->nr_free++] = cb;
+	f->in_kernel--;
+}
+
+/* With f->lock held. */
+static void aio_flush_pending(struct blk_file *f)
+{
+	unsigned int done = 0;
+
+	while (done < f->nr_pending) {
+		int ret = io_submit(f->aio, (long)(f->nr_pending - done), f->pending + done);
+
+		if (ret == -EINTR)
+			continue;
+		if (ret > 0) {
+			done += ret;
+			continue;
+		}
+		/* The first one was refused: do it ourselves (an old kernel
+		 * without AIO fdsync says EINVAL; EAGAIN is short of kernel
+		 * resources) and go on with the rest. */
+		{
+			struct iocb *cb = f->pending[done++];
+			struct blk_req *req = cb->data;
+
+			aio_release(f, cb);
+			finish(f, req, sync_do(f, req));
+			signal_done(f);
+		}
+	}
+	f->nr_pending = 0;
+}
+
+static void aio_reap(struct blk_file *f, bool wait)
+{
+	struct io_event ev[32];
+	struct timespec zero = { 0, 0 };
+	int n;
+
+	aio_flush_pending(f);
+	while (f->in_kernel) {
+		n = io_getevents(f->aio, wait ? 1 : 0, ARRAY_SIZE(ev), ev, wait ? NULL : &zero);
+		if (n == -EINTR)
+			continue;
+		if (n < 0) {
+			log_error("disk %s: io_getevents failed: %s", f->path, strerror(-n));
+			return;
+		}
+		for (int i = 0; i < n; i++) {
+			struct iocb *cb = ev[i].obj;
+			struct blk_req *req = cb->data;
+			long res = (long)ev[i].res;
+
+			aio_release(f, cb);
+			finish(f, req, req->op == BLK_OP_FLUSH ? (res < 0 ? (int)res : 0)
+						: rw_result(req, res));
+		}
+		if (n < (int)ARRAY_SIZE(ev))
+			break;
+		wait = false;
+	}
+}
+#endif
+
+/* ---- the backend ops ---------------------------------------------------- */
+
+static int file_submit(struct blk_backend *b, struct blk_req *req)
+{
+	struct blk_file *f = to_file(b);
+	int ret = 0;
+
+	pthread_mutex_lock(&f->lock);
+	if (f->outstanding >= b->queue_depth) {
+		ret = -EAGAIN;
+		goto out;
+	}
+	switch (f->engine) {
+#ifdef HAVE_LIBURING
+	case BLK_ENGINE_IO_URING:
+		ret = uring_queue(f, req);
+		break;
+#endif
+#ifdef HAVE_LIBAIO
+	case BLK_ENGINE_AIO:
+		ret = aio_queue(f, req);
+		break;
+#endif
+	default:
+		finish(f, req, sync_do(f, req));
+		signal_done(f);
+		break;
+	}
+	if (!ret)
+		f->outstanding++;
+out:
+	pthread_mutex_unlock(&f->lock);
+	return ret;
+}
+
+/* With f->lock held. */
+static void file_kick_locked(struct blk_file *f)
+{
+#ifdef HAVE_LIBURING
+	if (f->engine == BLK_ENGINE_IO_URING) {
+		int ret;
+
+		do {
+			ret = io_uring_submit(&f->ring);
+		} while (ret == -EINTR);
+		/* What was not submitted stays queued: the next kick or a
+		 * drain submits it. */
+		if (ret < 0)
+			log_warn("disk %s: io_uring submit failed: %s", f->path, strerror(-ret));
+	}
+#endif
+#ifdef HAVE_LIBAIO
+	if (f->engine == BLK_ENGINE_AIO)
+		aio_flush_pending(f);
+#endif
+	(void)f;
+}
+
+static void file_kick(struct blk_backend *b)
+{
+	struct blk_file *f = to_file(b);
+
+	pthread_mutex_lock(&f->lock);
+	file_kick_locked(f);
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* With f->lock held. */
+static void file_reap(struct blk_file *f, bool wait)
+{
+#ifdef HAVE_LIBURING
+	if (f->engine == BLK_ENGINE_IO_URING)
+		uring_reap(f, wait);
+#endif
+#ifdef HAVE_LIBAIO
+	if (f->engine == BLK_ENGINE_AIO)
+		aio_reap(f, wait);
+#endif
+	(void)f;
+	(void)wait;
+}
+
+static void file_drain(struct blk_backend *b)
+{
+	struct blk_file *f = to_file(b);
+
+	pthread_mutex_lock(&f->lock);
+	file_kick_locked(f);
+	while (f->in_kernel) {
+		unsigned int before = f->in_kernel;
+
+		file_reap(f, true);
+		if (f->in_kernel == before) {
+			log_error("disk %s: %u requests stuck in the kernel", f->path, before);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+	/* The loop delivers what was reaped here: the engines' eventfd has
+	 * been signalled for each of them. */
+}
+
+static void file_complete(struct blk_backend *b)
+{
+	struct blk_file *f = to_file(b);
+	struct blk_req *req, *next;
+
+	pthread_mutex_lock(&f->lock);
+	file_reap(f, false);
+	req = f->done;
+	f->done = NULL;
+	f->done_tail = &f->done;
+	for (next = req; next; next = next->next)
+		f->outstanding--;
+	pthread_mutex_unlock(&f->lock);
+	/* Callbacks may submit again (the device resumes a stalled queue). */
+	for (; req; req = next) {
+		next = req->next;
+		req->done(req, req->ret);
+	}
+}
+
+static void file_efd_ready(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct blk_file *f = opaque;
+	uint64_t cnt;
+
+	(void)l;
+	(void)events;
+	if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		log_warn("disk %s: cannot read completion eventfd: %s", f->path, strerror(errno));
+	file_complete(&f->b);
+}
+
+static void file_free(struct blk_file *f)
+{
+	if (f->efd >= 0 && f->loop)
+		loop_del(f->loop, f->efd);
+#ifdef HAVE_LIBURING
+	if (f->ring_init)
+		io_uring_queue_exit(&f->ring);
+#endif
+#ifdef HAVE_LIBAIO
+	if (f->aio)
+		io_destroy(f->aio);
+	free(f->iocbs);
+	free(f->free_iocbs);
+	free(f->pending);
+#endif
+	if (f->efd >= 0)
+		close(f->efd);
+	if (f->fd >= 0)
+		close(f->fd);
+	pthread_mutex_destroy(&f->lock);
+	free(f->zero_buf);
+	free(f->path);
+	free(f);
+}
+
+/* Callbacks of requests still queued are not run: the owner is going away. */
+static void file_destroy(struct blk_backend *b)
+{
+	struct blk_file *f = to_file(b);
+
+	file_drain(b);
+	file_free(f);
+}
+
+static const struct blk_backend_ops file_ops = {
+	.submit = file_submit,
+	.kick = file_kick,
+	.drain = file_drain,
+	.complete = file_complete,
+	.destroy = file_destroy,
+};
+
+/* ---- opening ------------------------------------------------------------ */
+
+static const char *engine_name(enum blk_engine e)
+{
+	switch (e) {
+	case BLK_ENGINE_IO_URING: return "io_uring";
+	case BLK_ENGINE_AIO: return "aio";
+	case BLK_ENGINE_SYNC: return "sync";
+	}
+	return "?";
+}
+
+static int file_open_fd(struct blk_file *f, const struct disk_config *cfg, struct ferr *e)
+{
+	int flags = O_CLOEXEC | (cfg->readonly ? O_RDONLY : O_RDWR);
+
+	if (cfg->cache == BLK_CACHE_NONE)
+		flags |= O_DIRECT;
+	f->fd = open(cfg->path, flags);
+	if (f->fd < 0 && errno == EINVAL && (flags & O_DIRECT))
+		return ferr_set(e, -EINVAL, "disk %s: its file system does not support O_DIRECT (use cache=writeback)",
+				cfg->path);
+	if (f->fd < 0)
+		return ferr_errno(e, -errno, "cannot open disk %s%s", cfg->path,
+				  cfg->readonly ? "" : " for writing (add ,readonly=on to use it read-only)");
+	return 0;
+}
+
+/* One writer or many readers per disk, across processes (OFD locks belong
+ * to the open file, so two ferry disks on one file in one process conflict
+ * too).  A migration destination opens the disk while the source still
+ * holds it: that is what shared=on is for. */
+static int file_lock(struct blk_file *f, const struct disk_config *cfg, struct ferr *e)
+{
+	struct flock fl = {
+		.l_type = cfg->readonly ? F_RDLCK : F_WRLCK,
+		.l_whence = SEEK_SET,
+	};
+
+	if (cfg->shared)
+		return 0;
+	if (fcntl(f->fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	if (errno == EAGAIN || errno == EACCES)
+		return ferr_set(e, -EBUSY,
+				"disk %s is in use by another process (add ,shared=on only for migration on shared storage)",
+				cfg->path);
+	return ferr_errno(e, -errno, "disk %s: cannot lock it", cfg->path);
+}
+
+static int file_size(struct blk_file *f, const struct disk_config *cfg, struct ferr *e)
+{
+	struct stat st;
+	uint64_t size;
+
+	if (fstat(f->fd, &st) < 0)
+		return ferr_errno(e, -errno, "disk %s: cannot stat", cfg->path);
+	f->b.block_size = 512;
+	if (S_ISBLK(st.st_mode)) {
+		int ssz = 512;
+
+		if (ioctl(f->fd, BLKGETSIZE64, &size) < 0)
+			return ferr_errno(e, -errno, "disk %s: cannot get the block device's size", cfg->path);
+		if (ioctl(f->fd, BLKSSZGET, &ssz) == 0 && ssz == 4096)
+			f->b.block_size = 4096;
+		f->punch_ok = f->zero_range_ok = true;
+	} else if (S_ISREG(st.st_mode)) {
+		size = st.st_size;
+		f->punch_ok = f->zero_range_ok = true;
+	} else {
+		return ferr_set(e, -EINVAL, "disk %s: not a regular file or a block device", cfg->path);
+	}
+	if (size % f->b.block_size)
+		log_warn("disk %s: size %llu is not a multiple of %u bytes; the tail is not visible",
+			 cfg->path, (unsigned long long)size, f->b.block_size);
+	f->b.size = ALIGN_DOWN(size, (uint64_t)f->b.block_size);
+	f->b.dio_align = cfg->cache == BLK_CACHE_NONE ? f->b.block_size : 1;
+	return 0;
+}
+
+static int engine_setup(struct blk_file *f, struct ferr *e)
+{
+	switch (f->engine) {
+	case BLK_ENGINE_IO_URING:
+#ifdef HAVE_LIBURING
+		return uring_setup(f, e);
+#else
+		return ferr_set(e, -ENOTSUP, "disk %s: engine=io_uring is not available (ferry was built without liburing; use engine=aio or engine=sync)",
+				f->path);
+#endif
+	case BLK_ENGINE_AIO:
+#ifdef HAVE_LIBAIO
+		return aio_setup(f, e);
+#else
+		return ferr_set(e, -ENOTSUP, "disk %s: engine=aio is not available (ferry was built without libaio; use engine=io_uring or engine=sync)",
+				f->path);
+#endif
+	case BLK_ENGINE_SYNC:
+		return 0;
+	}
+	return ferr_set(e, -EINVAL, "disk %s: unknown engine %d", f->path, (int)f->engine);
+}
+
+struct blk_backend *blk_file_open(const struct disk_config *cfg, struct loop *loop,
+				  unsigned int queue_depth, struct ferr *e)
+{
+	struct blk_file *f;
+	int ret;
+
+	if (!cfg->path) {
+		ferr_set(e, -EINVAL, "disk: no path");
+		return NULL;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		ferr_set(e, -ENOMEM, "disk %s: out of memory", cfg->path);
+		return NULL;
+	}
+	f->fd = f->efd = -1;
+	pthread_mutex_init(&f->lock, NULL);
+	f->done_tail = &f->done;
+	f->engine = cfg->engine;
+	f->b.ops = &file_ops;
+	f->b.engine = engine_name(cfg->engine);
+	f->b.readonly = cfg->readonly;
+	f->b.queue_depth = queue_depth ? queue_depth : 1;
+	f->path = strdup(cfg->path);
+	if (!f->path) {
+		ret = ferr_set(e, -ENOMEM, "disk %s: out of memory", cfg->path);
+		goto out;
+	}
+	ret = file_open_fd(f, cfg, e);
+	if (!ret)
+		ret = file_lock(f, cfg, e);
+	if (!ret)
+		ret = file_size(f, cfg, e);
+	if (ret)
+		goto out;
+	f->b.can_discard = f->b.can_write_zeroes = !cfg->readonly;
+	f->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (f->efd < 0) {
+		ret = ferr_errno(e, -errno, "disk %s: cannot create an eventfd", cfg->path);
+		goto out;
+	}
+	ret = engine_setup(f, e);
+	if (ret)
+		goto out;
+	ret = loop_add(loop, f->efd, EPOLLIN, file_efd_ready, f);
+	if (ret) {
+		ferr_errno(e, ret, "disk %s: cannot watch completions", cfg->path);
+		goto out;
+	}
+	f->loop = loop;
+	log_debug("disk %s: %llu bytes, %u-byte blocks, engine=%s%s%s", cfg->path,
+		  (unsigned long long)f->b.size, f->b.block_size, f->b.engine,
+		  cfg->cache == BLK_CACHE_NONE ? ", cache=none" : "",
+		  cfg->readonly ? ", read-only" : "");
+	return &f->b;
+out:
+	file_free(f);
+	return NULL;
+}
