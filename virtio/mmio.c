@@ -429,7 +429,13 @@ static void mmio_remove(struct virtio_dev *d)
 	mmio_free(m);
 }
 
+static void mmio_requeue(struct virtio_dev *d, unsigned int q)
+{
+	mmio_kick(d->transport, q);
+}
+
 static const struct virtio_transport_ops mmio_transport_ops = {
+	.requeue = mmio_requeue,
 	.notify_queue = mmio_notify_queue,
 	.notify_config = mmio_notify_config,
 	.remove = mmio_remove,

@@ -302,8 +302,14 @@ static void net_tx(struct net_pair *p)
 
 	if (!net_queue_live(d, q))
 		return;
-	/* The ring bounds one round's work: a chain is popped once. */
-	for (unsigned int i = 0; i < d->vqs[q].size; i++) {
+	/* The ring bounds one round's work: a chain is popped once.  What
+	 * the driver added meanwhile is handled on the next round: it may
+	 * not kick for it (EVENT_IDX), so ask the transport to come back. */
+	for (unsigned int i = 0;; i++) {
+		if (i == d->vqs[q].size) {
+			virtio_queue_requeue(d, q);
+			break;
+		}
 		ret = net_pop(&d->vqs[q], e);
 		if (ret == 0)
 			break;

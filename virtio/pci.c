@@ -574,7 +574,13 @@ static void vp_remove(struct virtio_dev *d)
 		vp_free(d->transport);
 }
 
+static void vp_requeue(struct virtio_dev *d, unsigned int q)
+{
+	vp_notify_write(d->transport, (uint64_t)q * VP_NOTIFY_MULT);
+}
+
 static const struct virtio_transport_ops vp_transport_ops = {
+	.requeue = vp_requeue,
 	.notify_queue = vp_notify_queue,
 	.notify_config = vp_notify_config,
 	.remove = vp_remove,

@@ -34,6 +34,12 @@ void virtio_queue_done(struct virtio_dev *d, unsigned int q)
 		d->t_ops->notify_queue(d, q);
 }
 
+void virtio_queue_requeue(struct virtio_dev *d, unsigned int q)
+{
+	if (q < d->num_queues && d->t_ops && d->t_ops->requeue)
+		d->t_ops->requeue(d, q);
+}
+
 void virtio_dev_fail(struct virtio_dev *d, const char *why)
 {
 	if (d->status & VIRTIO_STATUS_NEEDS_RESET)

@@ -66,6 +66,11 @@ struct virtio_transport_ops {
 	 * change.  Called with dev->lock held, from any thread. */
 	void (*notify_queue)(struct virtio_dev *d, unsigned int q);
 	void (*notify_config)(struct virtio_dev *d);
+	/* Run the device's queue_notify for @q again on a later loop
+	 * round, as if the driver had kicked: a device that bounds one
+	 * round's work uses it so that the rest is not left waiting for a
+	 * kick the driver will never send (it saw no need, EVENT_IDX). */
+	void (*requeue)(struct virtio_dev *d, unsigned int q);
 	/* Unregister from buses, loop and KVM; free transport state. */
 	void (*remove)(struct virtio_dev *d);
 };
@@ -108,6 +113,8 @@ static inline bool virtio_has_feature(const struct virtio_dev *d, unsigned int b
 /* For devices, with dev->lock held: after vq_push()es on queue @q,
  * interrupt the driver if the queue asks for it (vq_needs_notify). */
 void virtio_queue_done(struct virtio_dev *d, unsigned int q);
+/* Come back to queue @q on a later loop round (see requeue above). */
+void virtio_queue_requeue(struct virtio_dev *d, unsigned int q);
 /* The guest broke a queue's rules or the device failed: set NEEDS_RESET
  * and tell the driver (config interrupt); the device stops processing. */
 void virtio_dev_fail(struct virtio_dev *d, const char *why);
