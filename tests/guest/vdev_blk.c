@@ -1,7 +1,8 @@
 /* virtio-blk commands: `blk` (config, writes and reads at the first,
  * middle and last sectors in chains of several segments and an indirect
  * one, FLUSH, GET_ID, DISCARD, WRITE_ZEROES, a read past the end; or with
- * testguest.blk=ro, the read-only behaviour) and `blkbench:<mode>`
+ * testguest.blk=ro, the read-only behaviour; with testguest.blk=ioerr, a
+ * write the host cannot store) and `blkbench:<mode>`
  * (rand4k-qd1, rand4k-qd32, seq1m: reads for 3 s, used ring polled). */
 #include "virtio.h"
 
@@ -185,6 +186,24 @@ static const char *blk_ro(struct vdev *d, uint64_t cap)
 	return blk_expect(d, "read past the end", BLK_T_IN, cap, rbuf, 512, 1, false, BLK_S_IOERR);
 }
 
+/* testguest.blk=ioerr: the host's backing store refuses writes (a full
+ * file system under the disk file).  The device must answer IOERR, and keep
+ * serving requests after it. */
+static const char *blk_ioerr(struct vdev *d, uint64_t cap)
+{
+	const char *why;
+
+	if (vdev_has(d, BLK_F_RO))
+		return "testguest.blk=ioerr needs a writable disk";
+	pattern(wbuf, (cap / 2) & ~7ULL, rdtsc());
+	if ((why = blk_expect(d, "write to a full backing store", BLK_T_OUT, (cap / 2) & ~7ULL,
+			      wbuf, CHUNK, 1, false, BLK_S_IOERR)))
+		return why;
+	kprintf("TESTGUEST INFO blk: the failed write came back as IOERR\n");
+	return blk_expect(d, "read after an I/O error", BLK_T_IN, 0, rbuf, CHUNK, 1, false,
+			  BLK_S_OK);
+}
+
 static const char *blk_rw(struct vdev *d, uint64_t cap)
 {
 	uint64_t seed = rdtsc() | 1;
@@ -237,13 +256,15 @@ void cmd_blk(void)
 	struct vdev d;
 	uint64_t cap = 0;
 	char opt[16];
-	bool ro = cmdline_value("testguest.blk", opt, sizeof(opt)) && !strcmp(opt, "ro");
+	bool have_opt = cmdline_value("testguest.blk", opt, sizeof(opt));
+	bool ro = have_opt && !strcmp(opt, "ro");
+	bool ioerr = have_opt && !strcmp(opt, "ioerr");
 	const char *why = blk_open(&d, 0, &cap);
 
 	if (!why && cap < 64)
 		why = test_fail("capacity %lu sectors: too small to test (64 at least)", cap);
 	if (!why)
-		why = ro ? blk_ro(&d, cap) : blk_rw(&d, cap);
+		why = ro ? blk_ro(&d, cap) : ioerr ? blk_ioerr(&d, cap) : blk_rw(&d, cap);
 	if (!why) {
 		kprintf("TESTGUEST INFO blk: %u interrupts, %u notifies\n",
 			vq_irqs(&d.vq[0]), d.vq[0].kicks);

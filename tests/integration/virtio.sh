@@ -9,7 +9,9 @@ case_name=$1
 work=$(mktemp -d /tmp/ferry-virtio.XXXXXX)
 tap=""
 hostpid=""
+mounted=""
 cleanup() {
+	[ -n "$mounted" ] && umount "$mounted"
 	[ -n "$hostpid" ] && kill "$hostpid" 2>/dev/null
 	[ -n "$tap" ] && ip link del "$tap" 2>/dev/null
 	rm -rf "$work"
@@ -59,6 +61,17 @@ blkro)
 	run_guest "testguest.run=blk testguest.blk=ro" --disk "path=$work/disk.img,readonly=on"
 	expect_serial "TESTGUEST PASS blk"
 	[ "$(tr -d '\0' <"$work/disk.img" | wc -c)" = 0 ] || fail "a read-only disk was written" ;;
+blkioerr)
+	# A backend error: the disk file sits on a full file system, so the
+	# host's write fails (ENOSPC) and the guest must see IOERR, then go on.
+	mkdir "$work/fs"
+	mount -t tmpfs -o size=1M tmpfs "$work/fs" 2>/dev/null || skip "cannot mount a tmpfs (needs CAP_SYS_ADMIN)"
+	mounted=$work/fs
+	truncate -s 64M "$work/fs/disk.img"
+	dd if=/dev/zero of="$work/fs/fill" bs=4k 2>/dev/null  # until ENOSPC
+	run_guest "testguest.run=blk testguest.blk=ioerr" --disk "path=$work/fs/disk.img"
+	expect_serial "TESTGUEST INFO blk: the failed write came back as IOERR"
+	expect_serial "TESTGUEST PASS blk" ;;
 blkengines)
 	truncate -s 64M "$work/disk.img"
 	for engine in io_uring aio sync; do
