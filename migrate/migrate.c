@@ -17,7 +17,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -746,10 +745,6 @@ int mig_incoming(struct vmm *m, struct ferr *e)
 		free(in);
 		return lfd;
 	}
-	/* Fresh RAM fills fastest in 2 MiB pages: a 4 KiB first touch costs
-	 * microseconds here, and a migration touches every used page. */
-	for (int i = 0; i < m->vm.mem.nr_regions && m->cfg->backing == GM_BACKING_ANON; i++)
-		madvise(m->vm.mem.regions[i].hva, m->vm.mem.regions[i].size, MADV_HUGEPAGE);
 	log_info("waiting for a migration on %s", m->cfg->incoming);
 	/* SIGTERM/SIGINT arrive on the signalfd: waiting must hear them. */
 	p[0] = (struct pollfd){ .fd = lfd, .events = POLLIN };

@@ -160,8 +160,12 @@ int mig_machine_check(const struct vm *vm, const void *fdt, uint32_t len, struct
 	if (!a || alen != 8 || memcmp(a, b, 8)) {
 		uint64_t src = 0;
 
-		if (a && alen == 8)
-			src = fdt64_to_cpu(*(const fdt64_t *)a);
+		if (a && alen == 8) {
+			fdt64_t v;
+
+			memcpy(&v, a, sizeof(v));       /* only 4-byte aligned */
+			src = fdt64_to_cpu(v);
+		}
 		ret = ferr_set(e, -EINVAL, "memory size differs: the source has %llu MiB, this ferry --memory %llu MiB",
 			       (unsigned long long)(src / MiB),
 			       (unsigned long long)(vm->mem.ram_size / MiB));
@@ -438,22 +442,25 @@ static int st_load_msrs(struct vcpu *v, const void *fdt, int node, const char *w
 
 static int st_load_tsc_deadline(struct vcpu *v, const void *fdt, int node)
 {
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e;
-	} m = { .h.nmsrs = 1 };
-	const struct kvm_msr_entry *ent;
-	int len;
+	const uint8_t *ent;
+	struct kvm_msrs *m;
+	int len, ret;
 
 	ent = fdt_getprop(fdt, node, "msrs", &len);
-	for (int i = 0; ent && i < len / (int)sizeof(*ent); i++) {
+	for (int i = 0; ent && i < len / (int)sizeof(struct kvm_msr_entry); i++) {
 		struct kvm_msr_entry x;
 
-		memcpy(&x, &ent[i], sizeof(x));
-		if (x.index == MSR_IA32_TSC_DEADLINE && x.data) {
-			m.e = x;
-			return ioctl(v->fd, KVM_SET_MSRS, &m) == 1 ? 0 : -EINVAL;
-		}
+		memcpy(&x, ent + i * sizeof(x), sizeof(x));
+		if (x.index != MSR_IA32_TSC_DEADLINE || !x.data)
+			continue;
+		m = calloc(1, sizeof(*m) + sizeof(x));
+		if (!m)
+			return -ENOMEM;
+		m->nmsrs = 1;
+		m->entries[0] = x;
+		ret = ioctl(v->fd, KVM_SET_MSRS, m) == 1 ? 0 : -EINVAL;
+		free(m);
+		return ret;
 	}
 	return 0;
 }

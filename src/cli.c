@@ -481,6 +481,7 @@ void cli_print_help(FILE *f, const char *verb)
 		   "  status     state of a running VM (ferry status --api PATH [--json])\n"
 		   "  pause, resume, shutdown, stop, stats, events\n"
 		   "             control a running VM through its --api socket\n"
+		   "  migrate    move a running VM to another ferry (ferry migrate --help)\n"
 		   "  help CMD   help for a command\n\n"
 		   "Options:\n"
 		   "  --help     this help\n"

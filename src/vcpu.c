@@ -356,9 +356,9 @@ static void vcpu_throttle(struct vcpu *v, uint64_t *slice_start)
 	until = now + VCPU_THROTTLE_SLICE_NS * pct / (100 - pct);
 	while (now_ns() < until && !vcpu_should_stop(v) &&
 	       !__atomic_load_n(&v->vm->pause_requested, __ATOMIC_ACQUIRE)) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
 		uint64_t left = MIN(until - now_ns(), 1000000ULL);
 
+		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += left;
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec++;
