@@ -27,8 +27,10 @@
 #include "ferry/log.h"
 #include "ferry/loop.h"
 #include "ferry/migrate.h"
+#include "ferry/virtio_dev.h"
 #include "ferry/util.h"
 #include "ferry/vcpu.h"
+#include "ferry/virtio_dev.h"
 #include "ferry/vmm.h"
 
 #define MIG_CONNECT_TIMEOUT_MS 10000
@@ -559,6 +561,12 @@ int mig_start(struct vmm *m, const char *uri, const struct mig_params *p, struct
 
 	if (mig_active(m))
 		return ferr_set(e, -EBUSY, "a migration to %s is already running", m->mig->uri);
+	/* Virtio queues, transports and the pages devices write are not in
+	 * the stream yet: refuse rather than move a VM that would break. */
+	if (m->vm.nr_virtio)
+		return ferr_set(e, -ENOTSUP,
+			"cannot migrate a VM with virtio devices yet (%s): their state is not in the stream",
+			m->vm.virtio[0]->name);
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return ferr_set(e, -ENOMEM, "out of memory");
