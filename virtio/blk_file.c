@@ -59,6 +59,7 @@ struct blk_file {
 	struct io_uring ring;
 	bool ring_init;
 	bool ring_fallocate;            /* kernel has IORING_OP_FALLOCATE */
+	bool ring_fixed_file;           /* f->fd is registered as file 0 */
 #endif
 #ifdef HAVE_LIBAIO
 	io_context_t aio;
@@ -263,7 +264,13 @@ static int uring_setup(struct blk_file *f, struct ferr *e)
 	struct io_uring_probe *probe;
 	int ret;
 
-	ret = io_uring_queue_init(f->b.queue_depth, &f->ring, 0);
+	/* COOP_TASKRUN: completions are posted when the loop thread next
+	 * enters the kernel (it polls epoll, or the eventfd wakes it) instead
+	 * of by an IPI that interrupts it.  Not SINGLE_ISSUER: blk_drain()
+	 * may submit from a vCPU thread.  Kernels before 5.19 lack the flag. */
+	ret = io_uring_queue_init(f->b.queue_depth, &f->ring, IORING_SETUP_COOP_TASKRUN);
+	if (ret == -EINVAL)
+		ret = io_uring_queue_init(f->b.queue_depth, &f->ring, 0);
 	if (ret < 0)
 		return ferr_errno(e, ret, "disk %s: engine=io_uring: cannot set up a ring (try engine=aio or engine=sync)",
 				  f->path);
@@ -272,6 +279,9 @@ static int uring_setup(struct blk_file *f, struct ferr *e)
 	if (ret < 0)
 		return ferr_errno(e, ret, "disk %s: engine=io_uring: cannot register the completion eventfd",
 				  f->path);
+	/* A registered file spares the kernel a file lookup and reference
+	 * per request; without it, requests name f->fd. */
+	f->ring_fixed_file = io_uring_register_files(&f->ring, &f->fd, 1) == 0;
 	probe = io_uring_get_probe_ring(&f->ring);
 	if (!probe || !io_uring_opcode_supported(probe, IORING_OP_READV) ||
 	    !io_uring_opcode_supported(probe, IORING_OP_WRITEV) ||
@@ -325,6 +335,10 @@ static int uring_queue(struct blk_file *f, struct blk_req *req)
 		io_uring_prep_fallocate(sqe, f->fd, mode | FALLOC_FL_KEEP_SIZE,
 					req->offset, req->len);
 		break;
+	}
+	if (f->ring_fixed_file) {
+		sqe->fd = 0;
+		sqe->flags |= IOSQE_FIXED_FILE;
 	}
 	io_uring_sqe_set_data(sqe, req);
 	f->in_kernel++;
