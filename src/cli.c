@@ -400,6 +400,9 @@ static int parse_run(int argc, char **argv, struct cli *out, struct ferr *e)
 
 void cli_free(struct cli *cli)
 {
+	for (unsigned int i = 0; i < cli->vm.nr_disks; i++)
+		free((char *)cli->vm.disks[i].path);  /* disk_config_parse's copy */
+	cli->vm.nr_disks = 0;
 	free(cli->config_text);
 	cli->config_text = NULL;
 }

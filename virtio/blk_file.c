@@ -44,6 +44,7 @@ struct blk_file {
 	struct blk_backend b;
 	enum blk_engine engine;
 	int fd;
+	bool locked;                    /* holds the OFD lock (not shared=on) */
 	int efd;                        /* completions */
 	struct loop *loop;
 	char *path;
@@ -670,6 +671,14 @@ static void file_free(struct blk_file *f)
 #endif
 	if (f->efd >= 0)
 		close(f->efd);
+	/* Unlock explicitly: io_uring drops its reference to a registered
+	 * file asynchronously, so the lock could outlive close() and refuse a
+	 * VM restarted right away (a guest reboot under systemd). */
+	if (f->locked) {
+		struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+
+		fcntl(f->fd, F_OFD_SETLK, &fl);
+	}
 	if (f->fd >= 0)
 		close(f->fd);
 	pthread_mutex_destroy(&f->lock);
@@ -736,8 +745,10 @@ static int file_lock(struct blk_file *f, const struct disk_config *cfg, struct f
 
 	if (cfg->shared)
 		return 0;
-	if (fcntl(f->fd, F_OFD_SETLK, &fl) == 0)
+	if (fcntl(f->fd, F_OFD_SETLK, &fl) == 0) {
+		f->locked = true;
 		return 0;
+	}
 	if (errno == EAGAIN || errno == EACCES)
 		return ferr_set(e, -EBUSY,
 				"disk %s is in use by another process (add ,shared=on only for migration on shared storage)",

@@ -31,7 +31,7 @@ enum blk_cache { BLK_CACHE_WRITEBACK, BLK_CACHE_NONE };
 /* --disk path=FILE[,readonly=on][,cache=none|writeback]
  *        [,engine=io_uring|aio|sync][,serial=ID][,queues=N][,shared=on] */
 struct disk_config {
-	const char *path;
+	const char *path;          /* malloc'd by disk_config_parse */
 	bool readonly;
 	bool shared;               /* skip the OFD write lock (migration) */
 	enum blk_cache cache;
