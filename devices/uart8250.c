@@ -497,8 +497,10 @@ int uart_load(struct uart *u, const void *fdt, int node)
 
 	rx = fdt_getprop(fdt, node, "rx", &len);
 	in_fifo = dev_state_u32(fdt, node, "rx-in-fifo", 0);
-	if (!rx)
+	if (!rx) {
+		rx = (const uint8_t *)"";       /* memcpy wants a pointer even for 0 bytes */
 		len = 0;
+	}
 	if (len > UART_FIFO_SIZE + UART_HOST_BUF || in_fifo > UART_FIFO_SIZE ||
 	    in_fifo > (unsigned int)len)
 		return -EINVAL;

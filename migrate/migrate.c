@@ -41,6 +41,7 @@
 #define MIG_EVENT_NS           100000000ULL     /* progress events at most 10/s */
 
 enum mig_phase { PH_NONE, PH_SETUP, PH_ACTIVE, PH_SWITCHOVER, PH_DONE };
+enum mig_call { MIG_CALL_NONE, MIG_CALL_QUIESCE, MIG_CALL_RESUME };
 
 struct mig_progress {
 	enum mig_phase phase;
@@ -66,8 +67,14 @@ struct mig {
 	int notify_efd;
 	int cancel;                     /* atomic */
 	int done;                       /* atomic: the thread finished */
-	pthread_mutex_t lock;           /* guards fd and prog */
+	pthread_mutex_t lock;           /* guards fd, prog and call */
 	int fd;
+	/* Device quiesce and resume run on the event loop (devices are
+	 * single-threaded there): the thread posts a call, mig_on_notify()
+	 * runs it and signals call_cond. */
+	pthread_cond_t call_cond;
+	int call;                       /* MIG_CALL_*, MIG_CALL_NONE when none */
+	int call_ret;
 	struct mig_progress prog;
 	uint64_t start_ns, last_event_ns;
 };
@@ -216,6 +223,60 @@ static void mig_set_progress(struct mig *g, const struct mig_progress *p)
 	}
 }
 
+/* Run @call on the event loop and wait for it.  -ECANCELED if the VM goes
+ * away meanwhile (mig_destroy joins this thread from the loop). */
+static int mig_loop_call(struct mig *g, enum mig_call call)
+{
+	int ret;
+
+	pthread_mutex_lock(&g->lock);
+	g->call = call;
+	pthread_mutex_unlock(&g->lock);
+	mig_notify(g);
+	pthread_mutex_lock(&g->lock);
+	while (g->call != MIG_CALL_NONE) {
+		struct timespec ts;
+
+		if (mig_cancelled(g) && __atomic_load_n(&g->vmm->vm.stop_reason, __ATOMIC_RELAXED)) {
+			g->call = MIG_CALL_NONE;
+			g->call_ret = -ECANCELED;
+			break;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&g->call_cond, &g->lock, &ts);
+	}
+	ret = g->call_ret;
+	pthread_mutex_unlock(&g->lock);
+	return ret;
+}
+
+/* On the loop: the vCPUs are paused; every virtio device finishes what is
+ * in flight, so that its queues and the pages it wrote are final. */
+static int mig_devices_quiesce(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->nr_virtio; i++) {
+		int ret = virtio_dev_quiesce(vm->virtio[i]);
+
+		if (ret < 0) {
+			log_error("migration: %s cannot quiesce: %s", vm->virtio[i]->name,
+				  strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static void mig_devices_resume(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->nr_virtio; i++)
+		virtio_dev_resume(vm->virtio[i]);
+}
+
 static void *mig_kicker(void *arg)
 {
 	struct mig *g = arg;
@@ -246,7 +307,7 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 	unsigned int no_progress = 0;
 	void *blob = NULL;
 	uint32_t blob_len;
-	bool paused = false;
+	bool paused = false, quiesced = false;
 	int64_t dirty;
 	int fd, ret;
 
@@ -392,6 +453,12 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 		goto out;
 	}
 	paused = true;
+	quiesced = true;        /* even a failed quiesce leaves some to resume */
+	ret = mig_loop_call(g, MIG_CALL_QUIESCE);
+	if (ret < 0) {
+		ferr_errno(e, ret, "cannot quiesce the virtio devices");
+		goto out;
+	}
 	t_stopped = now_ns();
 	ret = mig_put_rec(&w, MIG_REC_SWITCHOVER, NULL, 0);
 	if (ret < 0 || (dirty = mig_ram_sync(ram, e)) < 0 ||
@@ -436,6 +503,8 @@ out:
 	}
 	__atomic_store_n(&vm->throttle_pct, 0, __ATOMIC_RELAXED);
 	/* Before the destination's DONE the source still owns the VM. */
+	if (quiesced && out != MIG_OUT_COMPLETED)
+		mig_loop_call(g, MIG_CALL_RESUME);
 	if (paused && out != MIG_OUT_COMPLETED)
 		vm_resume(vm);
 	mig_writer_free(&w);
@@ -513,11 +582,28 @@ static void mig_on_notify(struct loop *l, int fd, uint32_t events, void *opaque)
 	struct mig *g = opaque;
 	struct vmm *m = g->vmm;
 	struct mig_progress p;
+	enum mig_call call;
 	eventfd_t v;
 
 	(void)l; (void)events;
 	if (eventfd_read(fd, &v) < 0)
 		return;
+	pthread_mutex_lock(&g->lock);
+	call = g->call;
+	pthread_mutex_unlock(&g->lock);
+	if (call != MIG_CALL_NONE) {
+		int ret = 0;
+
+		if (call == MIG_CALL_QUIESCE)
+			ret = mig_devices_quiesce(&m->vm);
+		else
+			mig_devices_resume(&m->vm);
+		pthread_mutex_lock(&g->lock);
+		g->call = MIG_CALL_NONE;
+		g->call_ret = ret;
+		pthread_cond_broadcast(&g->call_cond);
+		pthread_mutex_unlock(&g->lock);
+	}
 	pthread_mutex_lock(&g->lock);
 	p = g->prog;
 	pthread_mutex_unlock(&g->lock);
@@ -550,6 +636,7 @@ static void mig_free(struct mig *g)
 		return;
 	if (g->notify_efd >= 0)
 		close(g->notify_efd);
+	pthread_cond_destroy(&g->call_cond);
 	pthread_mutex_destroy(&g->lock);
 	free(g);
 }
@@ -561,16 +648,21 @@ int mig_start(struct vmm *m, const char *uri, const struct mig_params *p, struct
 
 	if (mig_active(m))
 		return ferr_set(e, -EBUSY, "a migration to %s is already running", m->mig->uri);
-	/* Virtio queues, transports and the pages devices write are not in
-	 * the stream yet: refuse rather than move a VM that would break. */
-	if (m->vm.nr_virtio)
-		return ferr_set(e, -ENOTSUP,
-			"cannot migrate a VM with virtio devices yet (%s): their state is not in the stream",
-			m->vm.virtio[0]->name);
+	/* A device whose state is not in the stream would break on the
+	 * destination: refuse rather than move it. */
+	for (unsigned int i = 0; i < m->vm.nr_virtio; i++) {
+		const struct virtio_dev *d = m->vm.virtio[i];
+
+		if (!virtio_dev_migratable(d))
+			return ferr_set(e, -ENOTSUP, "cannot migrate %s yet: %s", d->name,
+					d->ops->quiesce ? "its transport (virtio-mmio) does not save its state; use --transport pci" :
+					"this device type cannot save its state (only rng and disks can)");
+	}
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return ferr_set(e, -ENOMEM, "out of memory");
 	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->call_cond, NULL);
 	g->vmm = m;
 	g->p = *p;
 	g->fd = -1;
@@ -821,11 +913,19 @@ int mig_incoming_ack(struct vmm *m, struct ferr *e)
 		return 0;
 	load_us = (now_ns() - (in->switchover_ns ? in->switchover_ns : now_ns())) / 1000;
 	ret = mig_reply(in->fd, MIG_REPLY_DONE, &load_us, sizeof(load_us));
-	if (ret < 0)
+	if (ret < 0) {
 		ferr_errno(e, ret, "cannot acknowledge the migration (the source keeps the VM)");
-	else
+	} else {
 		log_info("migration: switchover took %.2f ms here (state load %.2f ms)",
 			 load_us / 1e3, in->load_ns / 1e6);
+		/* The VM is ours now: devices take requests (loaded quiesced),
+		 * and network cards tell the switches where the guest went. */
+		for (unsigned int i = 0; i < m->vm.nr_virtio; i++) {
+			virtio_dev_resume(m->vm.virtio[i]);
+			if (m->vm.virtio[i]->device_id == VIRTIO_ID_NET)
+				virtio_net_announce(m->vm.virtio[i]);
+		}
+	}
 	close(in->fd);
 	free(in);
 	m->mig_in = NULL;

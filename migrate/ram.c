@@ -2,7 +2,9 @@
  * clearing (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 + INITIALLY_SET: enabling is
  * cheap and pages are write-protected only when we are about to send
  * them), and the page walk that turns a dirty bitmap into RAM records,
- * skipping zero pages.  Slot i is guest_mem region i (src/vm.c). */
+ * skipping zero pages.  Slot i is guest_mem region i (src/vm.c).  Pages
+ * devices write (gm_mark_dirty) are merged in too: KVM sees only what
+ * vCPUs write. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include "ferry/log.h"
 #include "ferry/migrate.h"
 #include "ferry/util.h"
+#include "ferry/virtio_dev.h"
 #include "ferry/vm.h"
 
 #define BITS_PER_WORD 64
@@ -23,6 +26,7 @@
 
 struct mig_ram {
 	struct vm *vm;
+	struct gm_dirty *dev;           /* published in vm->mem.dev_dirty */
 	bool manual;                    /* manual dirty-log clearing */
 	bool logging;
 	int nr;
@@ -55,8 +59,14 @@ int mig_ram_create(struct vm *vm, struct mig_ram **out, struct ferr *e)
 			goto oom;
 	}
 	r->tmp = calloc(maxw, sizeof(uint64_t));
-	if (!r->tmp)
+	r->dev = calloc(1, sizeof(*r->dev));
+	if (!r->tmp || !r->dev)
 		goto oom;
+	for (int i = 0; i < r->nr; i++) {
+		r->dev->bits[i] = calloc(words(r->npages[i]), sizeof(uint64_t));
+		if (!r->dev->bits[i])
+			goto oom;
+	}
 	/* Pages never touched are zero: /proc/self/pagemap says which, far
 	 * faster than reading them (anonymous memory only: a memfd page may
 	 * exist without being mapped here). */
@@ -74,8 +84,12 @@ void mig_ram_destroy(struct mig_ram *r)
 	if (!r)
 		return;
 	mig_ram_log_stop(r);
-	for (int i = 0; i < r->nr; i++)
+	for (int i = 0; i < r->nr; i++) {
 		free(r->dirty[i]);
+		if (r->dev)
+			free(r->dev->bits[i]);
+	}
+	free(r->dev);
 	free(r->tmp);
 	if (r->pagemap_fd >= 0)
 		close(r->pagemap_fd);
@@ -101,6 +115,7 @@ int mig_ram_log_start(struct mig_ram *r, struct ferr *e)
 	if (ret < 0)
 		return ferr_errno(e, ret, "cannot turn on KVM's dirty logging");
 	r->logging = true;
+	__atomic_store_n(&vm->mem.dev_dirty, r->dev, __ATOMIC_RELEASE);
 	/* The first pass looks at every page. */
 	for (int i = 0; i < r->nr; i++) {
 		memset(r->dirty[i], 0xff, words(r->npages[i]) * sizeof(uint64_t));
@@ -118,6 +133,13 @@ void mig_ram_log_stop(struct mig_ram *r)
 
 	if (!r->logging)
 		return;
+	__atomic_store_n(&r->vm->mem.dev_dirty, NULL, __ATOMIC_RELEASE);
+	/* Markers run under their device's lock: once each lock has been
+	 * free, none holds the bitmap any more (mig_ram_destroy frees it). */
+	for (unsigned int i = 0; i < r->vm->nr_virtio; i++) {
+		pthread_mutex_lock(&r->vm->virtio[i]->lock);
+		pthread_mutex_unlock(&r->vm->virtio[i]->lock);
+	}
 	ret = vm_set_dirty_log(r->vm, false);
 	if (ret < 0)
 		log_warn("migration: cannot turn off dirty logging: %s", strerror(-ret));
@@ -135,7 +157,8 @@ int64_t mig_ram_sync(struct mig_ram *r, struct ferr *e)
 		if (ioctl(r->vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
 			return ferr_errno(e, -errno, "cannot read KVM's dirty log (slot %d)", i);
 		for (size_t w = 0; w < nw; w++) {
-			r->dirty[i][w] |= r->tmp[w];
+			r->dirty[i][w] |= r->tmp[w] |
+					  __atomic_exchange_n(&r->dev->bits[i][w], 0, __ATOMIC_ACQ_REL);
 			n += __builtin_popcountll(r->dirty[i][w]);
 		}
 	}

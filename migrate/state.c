@@ -12,6 +12,7 @@
  *                          mp-state debugregs (KVM's structs; msrs is an
  *                          array of struct kvm_msr_entry)
  *     devices/uart, i8042, rtc, pm    see each device's X_save()
+ *     devices/<virtio name>  (blk0, rng0...): see virtio_dev_save()
  */
 #include <errno.h>
 #include <stdio.h>
@@ -101,6 +102,11 @@ static int st_check(const void *fdt, uint32_t len, const char *what, struct ferr
 
 	if (len < sizeof(struct fdt_header) || fdt_totalsize(fdt) != len)
 		return ferr_set(e, -EPROTO, "%s: not a device tree of %u bytes", what, len);
+	/* ferry writes version 17; libfdt 1.6's fdt_check_full dereferences
+	 * NULL on trees older than 16 (found by tests/fuzz/fuzz_state). */
+	if (fdt_version(fdt) < 17)
+		return ferr_set(e, -EPROTO, "%s: device tree version %u, ferry needs 17",
+				what, fdt_version(fdt));
 	ret = fdt_check_full(fdt, len);
 	if (ret)
 		return ferr_set(e, -EPROTO, "%s: malformed device tree: %s", what,
@@ -331,6 +337,19 @@ static int st_fill_state(void *ctx, void *fdt, struct ferr *e)
 	ST_DEV("i8042", i8042_save, vm->i8042);
 	ST_DEV("rtc", rtc_save, vm->rtc);
 	ST_DEV("pm", pm_save, vm->pm);
+	for (unsigned int i = 0; i < vm->nr_virtio; i++) {
+		struct virtio_dev *d = vm->virtio[i];
+
+		if (fdt_begin_node(fdt, d->name))
+			return -ENOSPC;
+		ret = virtio_dev_save(d, fdt);
+		if (ret == -ENOSPC)
+			return ret;
+		if (ret < 0)
+			return ferr_errno(e, ret, "cannot save the state of %s", d->name);
+		if (fdt_end_node(fdt))
+			return -ENOSPC;
+	}
 #undef ST_DEV
 	return fdt_end_node(fdt) ? -ENOSPC : 0;
 }
@@ -536,6 +555,16 @@ static int st_load_devices(struct vm *vm, const void *fdt, struct ferr *e)
 	ST_DEV("rtc", rtc_load, vm->rtc);
 	ST_DEV("pm", pm_load, vm->pm);
 #undef ST_DEV
+	for (unsigned int i = 0; i < vm->nr_virtio; i++) {
+		struct virtio_dev *d = vm->virtio[i];
+
+		node = fdt_subnode_offset(fdt, devs, d->name);
+		if (node < 0)
+			return ferr_set(e, -EPROTO, "state: no state for device '%s'", d->name);
+		ret = virtio_dev_load(d, fdt, node, e);
+		if (ret < 0)
+			return ret;
+	}
 	return 0;
 }
 

@@ -579,7 +579,9 @@ int mig_receive(struct mig_reader *r, int reply_fd, const struct mig_sink *s, st
 			ferr_errno(e, ret, "stream cut between records");
 			break;
 		}
-		switch (st << 8 | h.type) {
+		/* The key packs the state above the type: a type past 8 bits
+		 * would alias another state's case (0x406 is END). */
+		switch (h.type > 0xff ? ~0u : st << 8 | h.type) {
 		case RX_MACHINE << 8 | MIG_REC_MACHINE:
 			ret = mig_rx_blob(r, &h, MIG_MACHINE_MAX, &blob, e);
 			if (ret == 0)

@@ -442,7 +442,7 @@ static void blk_process(struct blk *blk, unsigned int q)
 	struct vq *vq = &d->vqs[q];
 	bool pushed = false, submitted = false;
 
-	while (!(d->status & VIRTIO_STATUS_NEEDS_RESET)) {
+	while (!(d->status & VIRTIO_STATUS_NEEDS_RESET) && !d->quiesced) {
 		struct blk_slot *s = slot_get(bq);
 		int ret;
 
@@ -518,6 +518,26 @@ static void blk_reset(struct virtio_dev *d)
 	}
 }
 
+/* Migration, on the loop without the lock: d->quiesced stops blk_process,
+ * the backend finishes the host I/O in flight, and the completions run
+ * here, so that every chain is pushed and the disk holds every write the
+ * guest was told about before the destination opens it. */
+static int blk_quiesce(struct virtio_dev *d)
+{
+	struct blk *blk = d->priv;
+	int ret = 0;
+
+	blk_drain(blk->be);
+	blk_complete(blk->be);
+	pthread_mutex_lock(&d->lock);
+	for (unsigned int q = 0; q < d->num_queues; q++)
+		for (unsigned int i = 0; i < BLK_QUEUE_DEPTH; i++)
+			if (blk->queues[q].slots[i].busy)
+				ret = -EBUSY;
+	pthread_mutex_unlock(&d->lock);
+	return ret;
+}
+
 static void blk_free(struct blk *blk)
 {
 	blk_destroy(blk->be);
@@ -538,6 +558,7 @@ static const struct virtio_dev_ops blk_ops = {
 	.activate = blk_activate,
 	.queue_notify = blk_queue_notify,
 	.reset = blk_reset,
+	.quiesce = blk_quiesce,
 	.destroy = blk_dev_destroy,
 };
 

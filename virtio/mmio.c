@@ -388,7 +388,7 @@ static void mmio_on_kick(struct loop *l, int fd, uint32_t events, void *opaque)
 	for (qi = 0; qi < d->num_queues; qi++)
 		if (m->q[qi].kick_fd == fd)
 			break;
-	if (qi < d->num_queues && d->vq_ready[qi] &&
+	if (qi < d->num_queues && d->vq_ready[qi] && !d->quiesced &&
 	    (d->status & VIRTIO_STATUS_DRIVER_OK) &&
 	    !(d->status & VIRTIO_STATUS_NEEDS_RESET) && d->ops->queue_notify)
 		d->ops->queue_notify(d, qi);

@@ -64,13 +64,14 @@ static void vp_kick(struct loop *l, int fd, uint32_t events, void *opaque)
 	if (eventfd_read(fd, &cnt) < 0)
 		return;         /* EAGAIN: someone else drained it */
 	pthread_mutex_lock(&d->lock);
-	if ((d->status & VIRTIO_STATUS_DRIVER_OK) &&
+	/* Quiesced for migration: virtio_dev_resume() looks again. */
+	if ((d->status & VIRTIO_STATUS_DRIVER_OK) && !d->quiesced &&
 	    !(d->status & VIRTIO_STATUS_NEEDS_RESET) && d->vq_ready[vq->index])
 		d->ops->queue_notify(d, vq->index);
 	pthread_mutex_unlock(&d->lock);
 }
 
-static void vp_ioeventfds(struct virtio_pci *vp, bool assign)
+void vp_ioeventfds(struct virtio_pci *vp, bool assign)
 {
 	for (unsigned int q = 0; q < vp->d->num_queues; q++) {
 		struct vp_queue *vq = &vp->queues[q];
@@ -431,7 +432,7 @@ static void vp_cfg_write(struct pci_dev *pd, uint32_t off, uint32_t val, uint32_
 	pthread_mutex_unlock(&vp->d->lock);
 }
 
-static void vp_map_bar(struct virtio_pci *vp, int bar, uint64_t addr)
+void vp_map_bar(struct virtio_pci *vp, int bar, uint64_t addr)
 {
 	static const struct bus_ops *const ops[2] = { &vp_bar0_ops, &vp_msix_ops };
 	static const uint32_t size[2] = { VP_BAR0_SIZE, VP_BAR1_SIZE };
@@ -584,6 +585,8 @@ static const struct virtio_transport_ops vp_transport_ops = {
 	.notify_queue = vp_notify_queue,
 	.notify_config = vp_notify_config,
 	.remove = vp_remove,
+	.save = vp_save,
+	.load = vp_load,
 };
 
 int virtio_pci_add(struct vm *vm, struct virtio_dev *d, struct ferr *e)

@@ -166,4 +166,12 @@ void vp_notify_config(struct virtio_dev *d);
 void vp_irq_free(struct virtio_pci *vp);
 extern const struct bus_ops vp_msix_ops;
 
+/* pci.c, with d->lock held. */
+void vp_ioeventfds(struct virtio_pci *vp, bool assign);
+void vp_map_bar(struct virtio_pci *vp, int bar, uint64_t addr);
+
+/* pci_state.c: migration (virtio_transport_ops save/load). */
+int vp_save(struct virtio_dev *d, void *fdt);
+int vp_load(struct virtio_dev *d, const void *fdt, int node, struct ferr *e);
+
 #endif

@@ -257,6 +257,48 @@ int vq_pop(struct vq *vq, struct vq_elem *elem)
 	return 1;
 }
 
+/* While a migration runs, report what the device wrote for chain @head:
+ * its writable buffers, found by walking the chain again (vq_pop kept no
+ * copy).  A driver that rewrote the descriptors of a chain in flight only
+ * gets other pages resent, so this walk never breaks the queue; it keeps
+ * vq_pop's bounds (one pass per table, one indirect level). */
+static void vq_mark_chain(struct vq *vq, uint16_t head)
+{
+	const uint8_t *table = vq->desc;
+	uint32_t nr = vq->size, steps = 0;
+	bool indirect = false;
+	uint16_t idx = head;
+	struct vq_desc d;
+
+	while (++steps <= nr) {
+		uint16_t flags;
+
+		memcpy(&d, table + 16 * (size_t)idx, sizeof(d));
+		flags = le16toh(d.flags);
+		if (flags & VQ_DESC_F_INDIRECT) {
+			uint32_t len = le32toh(d.len);
+
+			if (indirect || len == 0 || len % 16 || len / 16 > VQ_INDIRECT_MAX)
+				return;
+			table = gm_ptr(vq->gm, le64toh(d.addr), len);
+			if (!table)
+				return;
+			indirect = true;
+			nr = len / 16;
+			steps = 0;
+			idx = 0;
+			continue;
+		}
+		if ((flags & VQ_DESC_F_WRITE) && gm_ptr(vq->gm, le64toh(d.addr), le32toh(d.len)))
+			gm_mark_dirty(vq->gm, le64toh(d.addr), le32toh(d.len));
+		if (!(flags & VQ_DESC_F_NEXT))
+			return;
+		idx = le16toh(d.next);
+		if (idx >= nr)
+			return;
+	}
+}
+
 int vq_push(struct vq *vq, uint16_t head, uint32_t len)
 {
 	uint8_t *ent;
@@ -275,6 +317,10 @@ int vq_push(struct vq *vq, uint16_t head, uint32_t len)
 	vq->used_idx++;
 	/* Release: the element is visible before the idx that publishes it. */
 	ring_store16(vq->used + USED_IDX, vq->used_idx, __ATOMIC_RELEASE);
+	if (__atomic_load_n(&vq->gm->dev_dirty, __ATOMIC_RELAXED)) {
+		vq_mark_chain(vq, head);
+		gm_mark_dirty(vq->gm, vq->used_gpa, USED_RING(vq->size));
+	}
 	return 0;
 }
 
@@ -310,6 +356,7 @@ void vq_set_avail_event(struct vq *vq)
 	if (vq->broken || !has_feature(vq, VIRTIO_RING_F_EVENT_IDX))
 		return;
 	ring_store16(vq->used + USED_RING(vq->size), vq->last_avail_idx, __ATOMIC_RELAXED);
+	gm_mark_dirty(vq->gm, vq->used_gpa + USED_RING(vq->size), 2);
 	/* Publish the event before the caller re-reads avail idx. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }

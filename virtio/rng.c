@@ -102,6 +102,12 @@ static void rng_reset(struct virtio_dev *d)
 	(void)d;        /* requests complete within a kick: nothing in flight */
 }
 
+static int rng_quiesce(struct virtio_dev *d)
+{
+	(void)d;        /* as for reset: nothing is ever in flight */
+	return 0;
+}
+
 static void rng_destroy(struct virtio_dev *d)
 {
 	free(d->priv);
@@ -113,6 +119,7 @@ static const struct virtio_dev_ops rng_ops = {
 	.queue_notify = rng_queue_notify,
 	.reset = rng_reset,
 	.destroy = rng_destroy,
+	.quiesce = rng_quiesce,
 };
 
 struct virtio_dev *virtio_rng_create(struct ferr *e)

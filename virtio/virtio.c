@@ -1,9 +1,14 @@
 /* The transport-independent glue between virtio devices and transports:
  * common initialisation, "used buffers are ready" notification, failure
- * (NEEDS_RESET) and teardown.  Transports own the registers; devices own
- * their queues' contents; this file owns neither. */
+ * (NEEDS_RESET), teardown, and the common part of migration (quiesce and
+ * resume, status, features and queue indexes).  Transports own the
+ * registers; devices own their queues' contents; this file owns neither. */
+#include <errno.h>
 #include <string.h>
 
+#include <libfdt.h>
+
+#include "ferry/devices.h"
 #include "ferry/log.h"
 #include "ferry/virtio_dev.h"
 
@@ -81,4 +86,123 @@ void virtio_dev_destroy(struct virtio_dev *d)
 	pthread_mutex_destroy(&d->lock);
 	if (d->ops->destroy)
 		d->ops->destroy(d);
+}
+
+/* ---- live migration ---- */
+
+#define VQ_STATE_WORDS		4	/* last_avail, used, signalled, flags */
+#define VQ_STATE_SIGNALLED	1u
+#define VQ_STATE_BROKEN		2u
+
+bool virtio_dev_migratable(const struct virtio_dev *d)
+{
+	return d->ops->quiesce && d->t_ops && d->t_ops->save && d->t_ops->load;
+}
+
+int virtio_dev_quiesce(struct virtio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->quiesced = true;
+	pthread_mutex_unlock(&d->lock);
+	return d->ops->quiesce ? d->ops->quiesce(d) : -EOPNOTSUPP;
+}
+
+void virtio_dev_resume(struct virtio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->quiesced = false;
+	if (d->ops->resume)
+		d->ops->resume(d);
+	/* Kicks that came while quiesced were dropped, and a destination
+	 * never saw the source's: look at every live queue once. */
+	if (d->status & VIRTIO_STATUS_DRIVER_OK)
+		for (unsigned int q = 0; q < d->num_queues; q++)
+			if (d->vq_ready[q])
+				virtio_queue_requeue(d, q);
+	pthread_mutex_unlock(&d->lock);
+}
+
+int virtio_dev_save(struct virtio_dev *d, void *fdt)
+{
+	fdt32_t st[VIRTIO_MAX_QUEUES * VQ_STATE_WORDS];
+	int ret = 0;
+
+	if (!virtio_dev_migratable(d))
+		return -EOPNOTSUPP;
+	pthread_mutex_lock(&d->lock);
+	for (unsigned int q = 0; q < d->num_queues; q++) {
+		struct vq *vq = &d->vqs[q];
+		fdt32_t *w = &st[q * VQ_STATE_WORDS];
+
+		/* Quiesced means drained: a chain still in the device's hands
+		 * could not be finished on the destination. */
+		for (unsigned int h = 0; d->vq_ready[q] && h < vq->size; h++)
+			if (vq->inflight[h] != UINT32_MAX) {
+				log_error("%s: queue %u still has request %u in flight after quiesce",
+					  d->name, q, h);
+				ret = -EBUSY;
+			}
+		w[0] = cpu_to_fdt32(vq->last_avail_idx);
+		w[1] = cpu_to_fdt32(vq->used_idx);
+		w[2] = cpu_to_fdt32(vq->signalled_used);
+		w[3] = cpu_to_fdt32((vq->signalled_valid ? VQ_STATE_SIGNALLED : 0) |
+				    (vq->broken ? VQ_STATE_BROKEN : 0));
+	}
+	if (!ret && (fdt_property_u32(fdt, "status", d->status) ||
+		     fdt_property_u64(fdt, "driver-features", d->driver_features) ||
+		     fdt_property_u32(fdt, "num-queues", d->num_queues) ||
+		     fdt_property(fdt, "vq-state", st,
+				  d->num_queues * VQ_STATE_WORDS * sizeof(fdt32_t))))
+		ret = -ENOSPC;
+	if (!ret && d->ops->save)
+		ret = d->ops->save(d, fdt);
+	pthread_mutex_unlock(&d->lock);
+	if (!ret)
+		ret = d->t_ops->save(d, fdt);
+	return ret;
+}
+
+int virtio_dev_load(struct virtio_dev *d, const void *fdt, int node, struct ferr *e)
+{
+	const fdt32_t *st;
+	const fdt64_t *f;
+	int len, ret;
+
+	if (!virtio_dev_migratable(d))
+		return ferr_set(e, -EOPNOTSUPP, "%s: this transport or device cannot load migration state",
+				d->name);
+	if (dev_state_u32(fdt, node, "num-queues", 0) != d->num_queues)
+		return ferr_set(e, -EINVAL, "%s: the source has %u queues, this one %u (give the same queues=)",
+				d->name, dev_state_u32(fdt, node, "num-queues", 0), d->num_queues);
+	st = fdt_getprop(fdt, node, "vq-state", &len);
+	f = fdt_getprop(fdt, node, "driver-features", &ret);
+	if (!st || len != (int)(d->num_queues * VQ_STATE_WORDS * sizeof(fdt32_t)) || !f || ret != 8)
+		return ferr_set(e, -EPROTO, "%s: queue state missing or malformed", d->name);
+	pthread_mutex_lock(&d->lock);
+	d->quiesced = true;
+	d->status = (uint8_t)dev_state_u32(fdt, node, "status", 0);
+	d->driver_features = fdt64_ld(f);
+	pthread_mutex_unlock(&d->lock);
+	ret = d->t_ops->load(d, fdt, node, e);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&d->lock);
+	for (unsigned int q = 0; q < d->num_queues; q++) {
+		struct vq *vq = &d->vqs[q];
+		const fdt32_t *w = &st[q * VQ_STATE_WORDS];
+		uint32_t flags = fdt32_ld(&w[3]);
+
+		if (!d->vq_ready[q])
+			continue;
+		vq->last_avail_idx = (uint16_t)fdt32_ld(&w[0]);
+		vq->used_idx = (uint16_t)fdt32_ld(&w[1]);
+		vq->signalled_used = (uint16_t)fdt32_ld(&w[2]);
+		vq->signalled_valid = flags & VQ_STATE_SIGNALLED;
+		vq->broken = flags & VQ_STATE_BROKEN;
+	}
+	ret = d->ops->load ? d->ops->load(d, fdt, node) : 0;
+	pthread_mutex_unlock(&d->lock);
+	if (ret < 0)
+		return ferr_errno(e, ret, "%s: device state", d->name);
+	return 0;
 }

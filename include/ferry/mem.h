@@ -29,11 +29,20 @@ struct gm_config {
 	enum gm_backing backing;
 };
 
+/* Pages devices wrote while a migration runs, which KVM's dirty log (vCPU
+ * writes only) misses: one bit per 4 KiB page of each region, set and
+ * taken atomically.  migrate/ram.c allocates it and publishes it in
+ * guest_mem.dev_dirty for as long as it logs. */
+struct gm_dirty {
+	uint64_t *bits[GM_MAX_REGIONS];
+};
+
 struct guest_mem {
 	struct mem_region regions[GM_MAX_REGIONS];
 	int nr_regions;
 	uint64_t ram_size;
 	int memfd;              /* -1 unless backing is memfd */
+	struct gm_dirty *dev_dirty;     /* NULL unless a migration runs */
 };
 
 /* Compute the region layout for @size bytes (no allocation). */
@@ -50,6 +59,27 @@ void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 /* Copy helpers over gm_ptr(); return -EFAULT if the range is not RAM. */
 int gm_write(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len);
 int gm_read(const struct guest_mem *gm, uint64_t gpa, void *dst, uint64_t len);
+
+/* A device wrote [gpa, gpa+len): log it for a migration, if one runs.
+ * Callers hold the writing device's lock (see mig_ram_log_stop()). */
+static inline void gm_mark_dirty(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+	struct gm_dirty *dd = __atomic_load_n(&gm->dev_dirty, __ATOMIC_ACQUIRE);
+
+	if (!dd || !len)
+		return;
+	for (int i = 0; i < gm->nr_regions; i++) {
+		const struct mem_region *r = &gm->regions[i];
+		uint64_t off = gpa - r->gpa, end;
+
+		if (gpa < r->gpa || off >= r->size)
+			continue;
+		end = len > r->size - off ? r->size : off + len;
+		for (uint64_t p = off / 4096; p <= (end - 1) / 4096; p++)
+			__atomic_fetch_or(&dd->bits[i][p / 64], 1ULL << (p % 64), __ATOMIC_RELEASE);
+		return;
+	}
+}
 
 /* Top of RAM below 4 GiB (end of region 0). */
 uint64_t gm_low_end(const struct guest_mem *gm);

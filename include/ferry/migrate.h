@@ -184,9 +184,11 @@ struct mig_ram_round {
 };
 
 int mig_ram_create(struct vm *vm, struct mig_ram **out, struct ferr *e);
-/* Start dirty logging (every page starts dirty). */
+/* Start dirty logging (every page starts dirty), KVM's for vCPU writes
+ * and gm->dev_dirty for what devices write (gm_mark_dirty). */
 int mig_ram_log_start(struct mig_ram *r, struct ferr *e);
-/* Stop it; harmless when it is not on. */
+/* Stop it; harmless when it is not on.  Waits for every virtio device's
+ * lock once, so that no gm_mark_dirty() still uses the bitmap. */
 void mig_ram_log_stop(struct mig_ram *r);
 /* Fetch KVM's dirty bitmap into ours; returns the dirty page count. */
 int64_t mig_ram_sync(struct mig_ram *r, struct ferr *e);

@@ -59,6 +59,23 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *d);
 	/* Free the device (after the transport is gone; no lock held). */
 	void (*destroy)(struct virtio_dev *d);
+
+	/* Live migration; a device without quiesce cannot migrate.  Called
+	 * on the event loop thread with the vCPUs paused.
+	 * quiesce (no lock held: it may run the completions it waits for):
+	 *   finish every request in flight (host I/O done, chains pushed),
+	 *   so that nothing writes guest memory and the queues' indexes are
+	 *   final; d->quiesced is already set, so kicks are ignored and the
+	 *   device must not pop until resume.  0 or a negative errno.
+	 * resume (lock held): take requests again, after a failed migration
+	 *   or, on the destination, once the loaded VM runs; the transport
+	 *   then looks at every queue once.
+	 * save/load (lock held, optional): device state beyond the queues
+	 *   and the transport, as properties of the device's node. */
+	int (*quiesce)(struct virtio_dev *d);
+	void (*resume)(struct virtio_dev *d);
+	int (*save)(struct virtio_dev *d, void *fdt);
+	int (*load)(struct virtio_dev *d, const void *fdt, int node);
 };
 
 struct virtio_transport_ops {
@@ -73,6 +90,15 @@ struct virtio_transport_ops {
 	void (*requeue)(struct virtio_dev *d, unsigned int q);
 	/* Unregister from buses, loop and KVM; free transport state. */
 	void (*remove)(struct virtio_dev *d);
+	/* Migration (NULL: this transport cannot migrate): the registers,
+	 * queue configuration and interrupt state, as properties and
+	 * subnodes of the device's node.  load runs on a VM that has not
+	 * started, after d->status and d->driver_features were loaded; it
+	 * re-creates KVM routes, irqfds and ioeventfds and vq_init()s the
+	 * queues the driver had enabled.  No lock held: it takes d->lock
+	 * and the bus locks itself. */
+	int (*save)(struct virtio_dev *d, void *fdt);
+	int (*load)(struct virtio_dev *d, const void *fdt, int node, struct ferr *e);
 };
 
 struct virtio_dev {
@@ -92,6 +118,7 @@ struct virtio_dev {
 	uint64_t driver_features;       /* accepted at FEATURES_OK */
 	struct vq vqs[VIRTIO_MAX_QUEUES];
 	bool vq_ready[VIRTIO_MAX_QUEUES];
+	bool quiesced;                  /* migration: kicks are ignored */
 	const struct virtio_transport_ops *t_ops;
 	void *transport;
 
@@ -118,6 +145,17 @@ void virtio_queue_requeue(struct virtio_dev *d, unsigned int q);
 /* The guest broke a queue's rules or the device failed: set NEEDS_RESET
  * and tell the driver (config interrupt); the device stops processing. */
 void virtio_dev_fail(struct virtio_dev *d, const char *why);
+
+/* Live migration (virtio.c), event loop thread, vCPUs paused.  The state
+ * is one FDT node per device, named by d->name: status, features, each
+ * queue's indexes, then the transport's and the device's properties. */
+bool virtio_dev_migratable(const struct virtio_dev *d);
+int virtio_dev_quiesce(struct virtio_dev *d);
+void virtio_dev_resume(struct virtio_dev *d);
+int virtio_dev_save(struct virtio_dev *d, void *fdt);
+/* Into a VM that has not run; the device stays quiesced until
+ * virtio_dev_resume(). */
+int virtio_dev_load(struct virtio_dev *d, const void *fdt, int node, struct ferr *e);
 
 /* Tear down: transport first (no more accesses), then the device. */
 void virtio_dev_destroy(struct virtio_dev *d);

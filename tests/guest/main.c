@@ -291,6 +291,8 @@ static const struct {
 	{ "net", cmd_net },
 	{ "netbench", cmd_netbench },
 	{ "virtio-bad", cmd_virtio_bad },
+	{ "blkloop", cmd_blkloop },
+	{ "rngloop", cmd_rngloop },
 };
 
 /* Spin (the halt path needs the timer) up to 500 ms for two ticks. */

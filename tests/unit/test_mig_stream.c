@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ferry/migrate.h"
+#include "ferry/vm.h"
 #include "tap.h"
 
 /* One TAP line per outcome, with what the code under test said. */
@@ -229,6 +230,57 @@ int main(void)
 		mig_writer_free(&w);
 		close(sv[0]);
 		close(sv[1]);
+	}
+	{
+		/* Found by tests/fuzz/fuzz_stream: type 0x406 right after the
+		 * preamble aliased (END state, END) in the receiver's switch
+		 * and handed over the state without machine check or checksum. */
+		struct mig_rec_hdr h = { 0x406, 0 };
+		struct guest_mem gm = { .nr_regions = 1, .ram_size = RAM_SIZE, .memfd = -1 };
+		struct mig_sink sink = { .mem = &gm, .machine = machine_ok, .state = state_ok };
+		struct mig_writer w;
+		struct mig_reader r;
+		int sv[2];
+
+		gm.regions[0] = (struct mem_region){ 0, RAM_SIZE, dst_ram };
+		state_loaded = -1;
+		socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+		mig_writer_init(&w, sv[0], 0);
+		mig_put_preamble(&w);
+		mig_flush(&w);
+		if (write(sv[0], &h, sizeof(h)) != sizeof(h))
+			h.len = 1;
+		shutdown(sv[0], SHUT_WR);
+		mig_reader_init(&r, sv[1], 0);
+		ret = mig_receive(&r, sv[1], &sink, &e);
+		ok(ret == -EPROTO && state_loaded == -1,
+		   "a record type past 8 bits is not taken for another (%s)", e.msg);
+		mig_reader_free(&r);
+		mig_writer_free(&w);
+		close(sv[0]);
+		close(sv[1]);
+	}
+	{
+		/* libfdt 1.6 crashes on trees older than version 16: the
+		 * receiver refuses anything but what ferry writes (17). */
+		struct vm vm;
+		void *fdt = NULL;
+		uint32_t len = 0;
+
+		memset(&vm, 0, sizeof(vm));
+		gm_layout(64 * MIG_PAGE_SIZE * 64, &vm.mem);
+		vm.nr_vcpus = 1;
+		ret = mig_machine_save(&vm, &fdt, &len, &e);
+		ok(ret == 0 && mig_machine_check(&vm, fdt, len, &e) == 0,
+		   "a saved machine description checks (%s)", ret ? e.msg : "ok");
+		if (fdt && len >= 0x18) {
+			((uint8_t *)fdt)[0x14] = 0;
+			((uint8_t *)fdt)[0x17] = 8;  /* big-endian version field */
+			ret = mig_machine_check(&vm, fdt, len, &e);
+			ok(ret == -EPROTO && strstr(e.msg, "version 8"),
+			   "an old device tree version is refused (%s)", e.msg);
+		}
+		free(fdt);
 	}
 	return tap_done();
 }

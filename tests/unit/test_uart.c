@@ -425,6 +425,29 @@ TEST(input_races_with_guest_reads)
 	teardown(&f);
 }
 
+/* Found by tests/fuzz/fuzz_state: a state node without "rx" (an older
+ * stream, or a hostile one) loads as an empty receive buffer; it used to
+ * hand memcpy a NULL source. */
+TEST(load_without_rx)
+{
+	struct fixture f;
+	char fdt[1024];
+	int node;
+
+	setup(&f);
+	uart_input(f.u, (const uint8_t *)"xy", 2);
+	CHECK_EQ(fdt_create(fdt, sizeof(fdt)) | fdt_finish_reservemap(fdt) |
+		 fdt_begin_node(fdt, "") | fdt_begin_node(fdt, "uart") |
+		 fdt_property_u32(fdt, "scr", 0x5a) | fdt_end_node(fdt) |
+		 fdt_end_node(fdt) | fdt_finish(fdt), 0);
+	node = fdt_subnode_offset(fdt, 0, "uart");
+	CHECK(node >= 0);
+	CHECK_EQ(uart_load(f.u, fdt, node), 0);
+	CHECK_EQ(rd(&f, 7), 0x5a);
+	CHECK_EQ(rd(&f, 5) & 0x01, 0);          /* LSR: no data ready */
+	teardown(&f);
+}
+
 int main(void)
 {
 	RUN(thr_goes_to_fd);
@@ -441,5 +464,6 @@ int main(void)
 	RUN(stalled_pipe_does_not_block);
 	RUN(hostile_accesses);
 	RUN(discarded_output);
+	RUN(load_without_rx);
 	return tap_done();
 }
