@@ -5,10 +5,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ferry/loop.h"
+#include "ferry/util.h"
 
 struct loop_source {
 	int fd;
@@ -107,14 +107,6 @@ int loop_mod(struct loop *l, int fd, uint32_t events)
  * depth 1 never sleeps; an idle loop stops polling after this. */
 #define LOOP_POLL_NS	150000ull
 
-static uint64_t loop_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void loop_reap(struct loop *l)
 {
 	struct loop_source **p = &l->sources;
@@ -138,7 +130,7 @@ int loop_run(struct loop *l)
 
 	l->quit = false;
 	while (!l->quit) {
-		int timeout = poll_until && loop_now_ns() < poll_until ? 0 : -1;
+		int timeout = poll_until && now_ns() < poll_until ? 0 : -1;
 		int n = epoll_wait(l->epfd, evs, 32, timeout);
 
 		if (n < 0) {
@@ -147,7 +139,7 @@ int loop_run(struct loop *l)
 			return -errno;
 		}
 		if (n > 0)
-			poll_until = loop_now_ns() + LOOP_POLL_NS;
+			poll_until = now_ns() + LOOP_POLL_NS;
 		for (int i = 0; i < n && !l->quit; i++) {
 			struct loop_source *s = evs[i].data.ptr;
 
