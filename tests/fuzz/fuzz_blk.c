@@ -26,11 +26,8 @@
 #include "ferry/mem.h"
 #include "ferry/virtio_dev.h"
 #include "ferry/vm.h"
+#include "fuzz_ram.h"
 
-#define HDR        4
-#define RAM0_SIZE  0x10000
-#define RAM1_GPA   0x20000
-#define RAM1_SIZE  0x1000
 #define DESC       0x0000
 #define AVAIL      0x0400
 #define USED       0x0500
@@ -93,9 +90,8 @@ static void finish_all(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
-	struct guest_mem gm = { .nr_regions = 2, .memfd = -1 };
+	struct guest_mem gm;
 	struct vq *vq;
-	uint8_t *ram0, *ram1;
 	uint16_t start;
 	uint64_t requests;
 	uint64_t ring = 0;
@@ -104,14 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		return 0;
 	if (!dev)
 		setup_once();
-	ram0 = calloc(1, RAM0_SIZE);
-	ram1 = calloc(1, RAM1_SIZE);
-	if (!ram0 || !ram1)
-		abort();
-	gm.regions[0] = (struct mem_region){ 0, RAM0_SIZE, ram0 };
-	gm.regions[1] = (struct mem_region){ RAM1_GPA, RAM1_SIZE, ram1 };
-	gm.ram_size = RAM0_SIZE + RAM1_SIZE;
-	memcpy(ram0, data + HDR, len - HDR < RAM0_SIZE ? len - HDR : RAM0_SIZE);
+	fuzz_ram_init(&gm, data, len);
 	if (data[1] & 1)
 		ring |= 1ULL << VIRTIO_RING_F_INDIRECT_DESC;
 	if (data[1] & 2)
@@ -151,8 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	dev->driver_features = 0;
 	pthread_mutex_unlock(&dev->lock);
 	finish_all();
-	free(ram0);
-	free(ram1);
+	fuzz_ram_free(&gm);
 	return 0;
 }
 #else

@@ -19,12 +19,9 @@
 
 #include "ferry/log.h"
 #include "ferry/vm.h"
+#include "fuzz_ram.h"
 #include "../../virtio/net.h"
 
-#define HDR        4
-#define RAM0_SIZE  0x10000
-#define RAM1_GPA   0x20000
-#define RAM1_SIZE  0x1000
 #define QSIZE      8
 
 static void notify_queue(struct virtio_dev *d, unsigned int q) { (void)d; (void)q; }
@@ -36,25 +33,17 @@ static const struct virtio_transport_ops fake_ops = {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
-	struct guest_mem gm = { .nr_regions = 2, .memfd = -1 };
+	struct guest_mem gm;
 	struct net_config cfg = { .tap = "fuzz", .queues = 1 };
 	uint64_t features = 1ULL << VIRTIO_F_VERSION_1;
 	struct net_dev *n;
 	struct virtio_dev *d;
-	uint8_t *ram0, *ram1;
 	uint32_t frame_len;
 
 	if (len < HDR)
 		return 0;
 	log_set_level(LOG_ERROR);       /* broken queues are expected here */
-	ram0 = calloc(1, RAM0_SIZE);
-	ram1 = calloc(1, RAM1_SIZE);
-	if (!ram0 || !ram1)
-		abort();
-	gm.regions[0] = (struct mem_region){ 0, RAM0_SIZE, ram0 };
-	gm.regions[1] = (struct mem_region){ RAM1_GPA, RAM1_SIZE, ram1 };
-	gm.ram_size = RAM0_SIZE + RAM1_SIZE;
-	memcpy(ram0, data + HDR, len - HDR < RAM0_SIZE ? len - HDR : RAM0_SIZE);
+	fuzz_ram_init(&gm, data, len);
 	if (data[0] & 1)
 		features |= NET_BIT(VIRTIO_NET_F_MRG_RXBUF);
 	if (data[0] & 2)
@@ -114,7 +103,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	pthread_mutex_unlock(&d->lock);
 	virtio_net_announce(d);
 	virtio_dev_destroy(d);
-	free(ram0);
-	free(ram1);
+	fuzz_ram_free(&gm);
 	return 0;
 }

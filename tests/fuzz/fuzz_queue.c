@@ -20,11 +20,8 @@
 #include "ferry/log.h"
 #include "ferry/mem.h"
 #include "ferry/virtio.h"
+#include "fuzz_ram.h"
 
-#define HDR        4
-#define RAM0_SIZE  0x10000
-#define RAM1_GPA   0x20000
-#define RAM1_SIZE  0x1000
 #define DESC       0x0000
 #define AVAIL      0x0400
 #define USED       0x0500
@@ -65,8 +62,7 @@ static void check_elem(const struct guest_mem *gm, const struct vq *vq,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
 	static struct vq_elem elem;
-	struct guest_mem gm = { .nr_regions = 2, .memfd = -1 };
-	uint8_t *ram0, *ram1;
+	struct guest_mem gm;
 	uint16_t start, pushed = 0;
 	uint32_t used_len;
 	uint64_t features = 0;
@@ -75,14 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	if (len < HDR)
 		return 0;
 	log_set_level(LOG_ERROR);       /* a broken queue is expected here */
-	ram0 = calloc(1, RAM0_SIZE);
-	ram1 = calloc(1, RAM1_SIZE);
-	if (!ram0 || !ram1)
-		abort();
-	gm.regions[0] = (struct mem_region){ 0, RAM0_SIZE, ram0 };
-	gm.regions[1] = (struct mem_region){ RAM1_GPA, RAM1_SIZE, ram1 };
-	gm.ram_size = RAM0_SIZE + RAM1_SIZE;
-	memcpy(ram0, data + HDR, len - HDR < RAM0_SIZE ? len - HDR : RAM0_SIZE);
+	fuzz_ram_init(&gm, data, len);
 	if (data[1] & 1)
 		features |= 1ULL << VIRTIO_RING_F_INDIRECT_DESC;
 	if (data[1] & 2)
@@ -104,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		if (vq_push(&vq, elem.head, elem.in_len + (round & 1)) != 0)
 			__builtin_trap();
 		/* The used length never exceeds what the chain could take. */
-		memcpy(&used_len, ram0 + USED + 8 + 8 * ((vq.used_idx - 1) & (vq.size - 1)), 4);
+		memcpy(&used_len, gm.regions[0].hva + USED + 8 + 8 * ((vq.used_idx - 1) & (vq.size - 1)), 4);
 		if (used_len != elem.in_len)
 			__builtin_trap();
 		pushed++;
@@ -116,8 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	if (!vq.broken && vq.used_idx != (uint16_t)(start + pushed))
 		__builtin_trap();
 	vq_destroy(&vq);
-	free(ram0);
-	free(ram1);
+	fuzz_ram_free(&gm);
 	return 0;
 }
 #else
