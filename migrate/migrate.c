@@ -4,7 +4,9 @@
  * and waits for the destination's DONE; any failure before it resumes the
  * VM as it was.  The loop hears of progress through an eventfd and turns
  * it into "migration" events.  Destination: mig_incoming() takes one
- * connection and loads it, all checked, before any vCPU runs. */
+ * connection and loads it, all checked, before any vCPU runs.  Snapshots
+ * are the same two ends over a file (no replies): ferry snapshot writes
+ * one and the VM keeps running, ferry run --restore reads one. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -62,6 +64,8 @@ struct mig {
 	struct vmm *vmm;
 	struct mig_params p;
 	char host[256], port[32], uri[300];
+	char *path, *tmp;               /* a snapshot: the file, and FILE.tmp */
+	bool was_paused;                /* a snapshot of a paused VM: stays so */
 	pthread_t thread, kicker;
 	bool joined;
 	int notify_efd;
@@ -201,6 +205,8 @@ static enum mig_outcome mig_send_failed(struct mig *g, int fd, int err, struct f
 
 	if (mig_cancelled(g))
 		return MIG_OUT_CANCELLED;
+	if (g->path)            /* a file: no one to say why */
+		return MIG_OUT_FAILED;
 	if (mig_wait_reply(fd, MIG_REPLY_DONE, NULL, 0, 200, &why) == -EREMOTEIO) {
 		*e = why;
 		return MIG_OUT_REFUSED;
@@ -292,6 +298,34 @@ static void *mig_kicker(void *arg)
 	return NULL;
 }
 
+/* A snapshot goes to FILE.tmp, linked to FILE once complete and on disk:
+ * no half-written FILE, and an existing one is never replaced. */
+static int mig_snap_open(struct mig *g, struct ferr *e)
+{
+	int fd;
+
+	if (access(g->path, F_OK) == 0)
+		return ferr_set(e, -EEXIST, "%s exists already; remove it or choose another name",
+				g->path);
+	fd = open(g->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return ferr_errno(e, -errno, "cannot create %s%s", g->tmp,
+				  errno == EEXIST ? " (left by an earlier snapshot? remove it)" : "");
+	pthread_mutex_lock(&g->lock);
+	g->fd = fd;
+	pthread_mutex_unlock(&g->lock);
+	return fd;
+}
+
+static int mig_snap_finish(struct mig *g, int fd, struct ferr *e)
+{
+	if (fsync(fd) < 0)
+		return ferr_errno(e, -errno, "cannot write %s to disk", g->tmp);
+	if (link(g->tmp, g->path) < 0)
+		return ferr_errno(e, -errno, "cannot create %s", g->path);
+	return 0;
+}
+
 /* The whole source side; returns the outcome, the reason in @e. */
 static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct ferr *e)
 {
@@ -300,6 +334,7 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 	struct mig_ram *ram = NULL;
 	struct mig_ram_round rd;
 	enum mig_outcome out = MIG_OUT_FAILED;
+	bool snap = g->path != NULL;
 	uint64_t max_down = (uint64_t)(g->p.max_downtime_ms ? g->p.max_downtime_ms :
 				       MIG_DEFAULT_DOWNTIME_MS) * 1000000ULL;
 	uint64_t t0 = now_ns(), rtt, send_ns = 0, send_bytes = 0, best = UINT64_MAX;
@@ -311,9 +346,9 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 	int64_t dirty;
 	int fd, ret;
 
-	fd = mig_connect(g, e);
+	fd = snap ? mig_snap_open(g, e) : mig_connect(g, e);
 	if (fd < 0)
-		return mig_cancelled(g) ? MIG_OUT_CANCELLED : MIG_OUT_CONNECT;
+		return mig_cancelled(g) ? MIG_OUT_CANCELLED : snap ? MIG_OUT_FAILED : MIG_OUT_CONNECT;
 	ret = mig_writer_init(&w, fd, 4 * MiB);
 	if (ret < 0) {
 		ferr_set(e, ret, "out of memory");
@@ -321,6 +356,25 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 	}
 	w.cancel = &g->cancel;
 	w.max_bw = g->p.max_bandwidth;
+
+	/* A snapshot that is not live: stop everything as at switchover
+	 * first, then one pass over RAM. */
+	if (snap && !g->p.live) {
+		t_pause = now_ns();
+		ret = vm_pause(vm);
+		if (ret < 0) {
+			ferr_set(e, ret, "the VM is stopping");
+			goto out;
+		}
+		paused = true;
+		quiesced = true;
+		ret = mig_loop_call(g, MIG_CALL_QUIESCE);
+		if (ret < 0) {
+			ferr_errno(e, ret, "cannot quiesce the virtio devices");
+			goto out;
+		}
+		t_stopped = now_ns();
+	}
 
 	/* Preamble and machine: the destination answers before any RAM. */
 	ret = mig_machine_save(vm, &blob, &blob_len, e);
@@ -336,7 +390,7 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 	}
 	free(blob);
 	blob = NULL;
-	ret = mig_wait_reply(fd, MIG_REPLY_READY, NULL, 0, MIG_READY_TIMEOUT_MS, e);
+	ret = snap ? 0 : mig_wait_reply(fd, MIG_REPLY_READY, NULL, 0, MIG_READY_TIMEOUT_MS, e);
 	if (ret < 0) {
 		out = ret == -EREMOTEIO ? MIG_OUT_REFUSED :
 		      mig_cancelled(g) ? MIG_OUT_CANCELLED : MIG_OUT_CONNECT;
@@ -370,6 +424,8 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 		pr->zero_pages += rd.zero_pages;
 		send_ns += rd.ns;
 		send_bytes += rd.bytes;
+		if (paused)             /* not live: all of RAM went in one pass */
+			break;
 		dirty = mig_ram_sync(ram, e);
 		if (dirty < 0)
 			goto out;
@@ -387,6 +443,8 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 		expect = (uint64_t)dirty * MIG_PAGE_SIZE * 1000000000ULL / pr->bandwidth + fixed;
 		pr->remaining_pages = dirty;
 		pr->expected_downtime_ns = expect;
+		if (expect <= max_down && snap)
+			break;          /* a file: nothing to wait for */
 		if (expect <= max_down) {
 			/* Let the destination take in what the socket buffers
 			 * still hold, or it would count as downtime; then look
@@ -446,20 +504,22 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 	/* Switchover. */
 	pr->phase = PH_SWITCHOVER;
 	mig_set_progress(g, pr);
-	t_pause = now_ns();
-	ret = vm_pause(vm);
-	if (ret < 0) {
-		ferr_set(e, ret, "the VM is stopping");
-		goto out;
+	if (!paused) {
+		t_pause = now_ns();
+		ret = vm_pause(vm);
+		if (ret < 0) {
+			ferr_set(e, ret, "the VM is stopping");
+			goto out;
+		}
+		paused = true;
+		quiesced = true;        /* even a failed quiesce leaves some to resume */
+		ret = mig_loop_call(g, MIG_CALL_QUIESCE);
+		if (ret < 0) {
+			ferr_errno(e, ret, "cannot quiesce the virtio devices");
+			goto out;
+		}
+		t_stopped = now_ns();
 	}
-	paused = true;
-	quiesced = true;        /* even a failed quiesce leaves some to resume */
-	ret = mig_loop_call(g, MIG_CALL_QUIESCE);
-	if (ret < 0) {
-		ferr_errno(e, ret, "cannot quiesce the virtio devices");
-		goto out;
-	}
-	t_stopped = now_ns();
 	ret = mig_put_rec(&w, MIG_REC_SWITCHOVER, NULL, 0);
 	if (ret < 0 || (dirty = mig_ram_sync(ram, e)) < 0 ||
 	    (ret = mig_ram_send(ram, &w, false, &rd, e)) < 0) {
@@ -482,15 +542,20 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 		out = mig_send_failed(g, fd, ret, e);
 		goto out;
 	}
-	ret = mig_wait_reply(fd, MIG_REPLY_DONE, &pr->dest_load_us, sizeof(pr->dest_load_us),
-			     MIG_DONE_TIMEOUT_MS, e);
+	if (snap)
+		ret = mig_snap_finish(g, fd, e);
+	else
+		ret = mig_wait_reply(fd, MIG_REPLY_DONE, &pr->dest_load_us,
+				     sizeof(pr->dest_load_us), MIG_DONE_TIMEOUT_MS, e);
+	if (ret < 0 && snap)
+		goto out;
 	if (ret < 0) {
 		out = ret == -EREMOTEIO ? MIG_OUT_REFUSED : MIG_OUT_CONNECT;
 		goto out;
 	}
 	pr->downtime_ns = now_ns() - t_pause;
-	log_info("migration switchover: vCPUs stopped in %.2f ms, last %llu pages in %.2f ms, state (%u bytes) and answer in %.2f ms",
-		 (t_stopped - t_pause) / 1e6, (unsigned long long)rd.pages, (t_ram - t_stopped) / 1e6,
+	log_info("%s: vCPUs stopped in %.2f ms, last %llu pages in %.2f ms, state (%u bytes) and answer in %.2f ms",
+		 snap ? "snapshot" : "migration switchover", (t_stopped - t_pause) / 1e6, (unsigned long long)rd.pages, (t_ram - t_stopped) / 1e6,
 		 blob_len, (now_ns() - t_ram) / 1e6);
 	pr->bytes = w.bytes;
 	pr->remaining_pages = 0;
@@ -502,11 +567,14 @@ out:
 		mig_ram_destroy(ram);
 	}
 	__atomic_store_n(&vm->throttle_pct, 0, __ATOMIC_RELAXED);
-	/* Before the destination's DONE the source still owns the VM. */
-	if (quiesced && out != MIG_OUT_COMPLETED)
+	/* Before the destination's DONE the source still owns the VM; after
+	 * a snapshot it keeps it (paused if it was paused before). */
+	if (quiesced && (out != MIG_OUT_COMPLETED || snap))
 		mig_loop_call(g, MIG_CALL_RESUME);
-	if (paused && out != MIG_OUT_COMPLETED)
+	if (paused && (out != MIG_OUT_COMPLETED || snap) && !g->was_paused)
 		vm_resume(vm);
+	if (g->tmp)
+		unlink(g->tmp);
 	mig_writer_free(&w);
 	pthread_mutex_lock(&g->lock);
 	g->fd = -1;
@@ -614,13 +682,17 @@ static void mig_on_notify(struct loop *l, int fd, uint32_t events, void *opaque)
 	mig_join(g);
 	loop_del(m->loop, g->notify_efd);
 	api_event(m->api, "migration", mig_progress_json(&p));
-	if (p.outcome == MIG_OUT_COMPLETED) {
+	if (p.outcome == MIG_OUT_COMPLETED && g->path) {
+		log_info("snapshot written to %s in %.1f ms (paused %.2f ms, %llu bytes)",
+			 g->path, p.total_ns / 1e6, p.downtime_ns / 1e6, (unsigned long long)p.bytes);
+	} else if (p.outcome == MIG_OUT_COMPLETED) {
 		log_info("migrated to %s in %.1f ms (downtime %.2f ms, %llu bytes, %llu rounds)",
 			 g->uri, p.total_ns / 1e6, p.downtime_ns / 1e6,
 			 (unsigned long long)p.bytes, (unsigned long long)p.round);
 		vm_request_stop(&m->vm, VM_STOP_MIGRATED);
 	} else {
-		log_warn("migration to %s %s: %s; the VM keeps running here", g->uri,
+		log_warn("%s to %s %s: %s; the VM keeps running here",
+			 g->path ? "snapshot" : "migration", g->uri,
 			 mig_outcome_name(p.outcome), p.error);
 	}
 }
@@ -638,7 +710,28 @@ static void mig_free(struct mig *g)
 		close(g->notify_efd);
 	pthread_cond_destroy(&g->call_cond);
 	pthread_mutex_destroy(&g->lock);
+	free(g->path);
+	free(g->tmp);
 	free(g);
+}
+
+static int mig_snap_prepare(struct vmm *m, struct mig *g, const char *path, struct ferr *e)
+{
+	if (!path[0])
+		return ferr_set(e, -EINVAL, "an empty snapshot file name");
+	if (strlen(path) >= sizeof(g->uri))
+		return ferr_set(e, -EINVAL, "snapshot file name longer than %zu bytes",
+				sizeof(g->uri) - 1);
+	if (access(path, F_OK) == 0)
+		return ferr_set(e, -EEXIST, "%s exists already; remove it or choose another name",
+				path);
+	g->path = strdup(path);
+	if (!g->path || asprintf(&g->tmp, "%s.tmp", path) < 0) {
+		g->tmp = NULL;
+		return ferr_set(e, -ENOMEM, "out of memory");
+	}
+	g->was_paused = m->state == VMM_PAUSED;
+	return 0;
 }
 
 int mig_start(struct vmm *m, const char *uri, const struct mig_params *p, struct ferr *e)
@@ -668,7 +761,13 @@ int mig_start(struct vmm *m, const char *uri, const struct mig_params *p, struct
 	g->fd = -1;
 	g->notify_efd = -1;
 	snprintf(g->uri, sizeof(g->uri), "%s", uri);
-	ret = mig_parse_uri(uri, g->host, sizeof(g->host), g->port, sizeof(g->port), e);
+	if (p->snapshot) {
+		ret = mig_snap_prepare(m, g, uri, e);
+	} else if (p->live) {
+		ret = ferr_set(e, -EINVAL, "live applies to snapshots only");
+	} else {
+		ret = mig_parse_uri(uri, g->host, sizeof(g->host), g->port, sizeof(g->port), e);
+	}
 	if (ret < 0)
 		goto fail;
 	g->notify_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -699,7 +798,7 @@ int mig_start(struct vmm *m, const char *uri, const struct mig_params *p, struct
 	/* The previous migration's record goes; its thread was joined. */
 	mig_free(m->mig);
 	m->mig = g;
-	log_info("migration to %s started", uri);
+	log_info("%s to %s started", p->snapshot ? "snapshot" : "migration", uri);
 	return 0;
 fail:
 	mig_free(g);
@@ -834,12 +933,24 @@ int mig_incoming(struct vmm *m, struct ferr *e)
 	};
 	struct mig_reader r = { .buf = NULL };
 	struct timeval tv = { .tv_sec = MIG_RECV_TIMEOUT_S };
-	int lfd, fd = -1, ret, buf = MIG_SOCK_BUF;
+	const char *file = NULL;
+	int lfd = -1, fd = -1, ret, buf = MIG_SOCK_BUF;
 	struct pollfd p[2];
 
 	if (!in)
 		return ferr_set(e, -ENOMEM, "out of memory");
 	in->fd = -1;
+	if (!strncmp(m->cfg->incoming, "file:", 5)) {
+		/* --restore: the same stream from a file, no one to answer. */
+		file = m->cfg->incoming + 5;
+		fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			ret = ferr_errno(e, -errno, "--restore: cannot open %s", file);
+			goto out;
+		}
+		log_info("restoring the snapshot %s", file);
+		goto receive;
+	}
 	lfd = mig_listen(m->cfg->incoming, e);
 	if (lfd < 0) {
 		free(in);
@@ -874,25 +985,33 @@ int mig_incoming(struct vmm *m, struct ferr *e)
 	lfd = -1;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+receive:
 	ret = mig_reader_init(&r, fd, 256 * KiB);
 	if (ret < 0) {
 		ferr_set(e, ret, "out of memory");
 		goto out;
 	}
-	ret = mig_receive(&r, fd, &sink, e);
+	ret = mig_receive(&r, file ? -1 : fd, &sink, e);
 	if (ret < 0) {
 		/* Tell the source why, so that it says so and keeps running. */
 		struct ferr why = *e;
 
+		if (file) {
+			ferr_set(e, ret, "--restore %s: bad snapshot: %s", file, why.msg);
+			goto out;
+		}
 		mig_reply(fd, MIG_REPLY_ERROR, why.msg, strlen(why.msg));
 		ferr_set(e, ret, "incoming migration rejected: %s", why.msg);
 		goto out;
 	}
-	in->fd = fd;
-	fd = -1;
+	if (!file) {
+		in->fd = fd;
+		fd = -1;
+	}
 	m->mig_in = in;
 	in = NULL;
-	log_info("migration received: %llu bytes", (unsigned long long)r.bytes);
+	log_info("%s: %llu bytes", file ? "snapshot restored" : "migration received",
+		 (unsigned long long)r.bytes);
 out:
 	mig_reader_free(&r);
 	if (lfd >= 0)
@@ -912,6 +1031,7 @@ int mig_incoming_ack(struct vmm *m, struct ferr *e)
 	if (!in)
 		return 0;
 	load_us = (now_ns() - (in->switchover_ns ? in->switchover_ns : now_ns())) / 1000;
+	/* -1 (a snapshot file): no reply, mig_reply() returns 0. */
 	ret = mig_reply(in->fd, MIG_REPLY_DONE, &load_us, sizeof(load_us));
 	if (ret < 0) {
 		ferr_errno(e, ret, "cannot acknowledge the migration (the source keeps the VM)");
@@ -926,7 +1046,8 @@ int mig_incoming_ack(struct vmm *m, struct ferr *e)
 				virtio_net_announce(m->vm.virtio[i]);
 		}
 	}
-	close(in->fd);
+	if (in->fd >= 0)
+		close(in->fd);
 	free(in);
 	m->mig_in = NULL;
 	return ret;

@@ -21,6 +21,10 @@
  *   6     END         none
  *   7     SYNC        none: answer SYNC once everything before it is in
  *
+ * A snapshot file (ferry snapshot, ferry run --restore) holds the same
+ * stream with no reply channel: the writer waits for no READY, SYNC or
+ * DONE (and sends no SYNC); the reader checks it all the same.
+ *
  *   replies (destination -> source), same record framing, no checksum
  *   0x81  READY       none: the machine matches, send the rest
  *   0x82  ERROR       text (< 512 bytes): why the destination gives up
@@ -198,6 +202,8 @@ int mig_flush(struct mig_writer *w)
 		if (w->cancel && __atomic_load_n(w->cancel, __ATOMIC_RELAXED))
 			return -ECANCELED;
 		n = send(w->fd, w->buf + off, w->len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == ENOTSOCK)         /* a snapshot file */
+			n = write(w->fd, w->buf + off, w->len - off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -323,6 +329,10 @@ static int mig_recv_some(int fd, void *dst, size_t len, bool all)
 	for (;;) {
 		ssize_t n = recv(fd, dst, len, all ? MSG_WAITALL : 0);
 
+		/* A snapshot file: a short read is fine, callers loop. */
+		if (n < 0 && errno == ENOTSOCK)
+			n = read(fd, dst, len);
+
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -386,6 +396,9 @@ int mig_reply(int fd, uint32_t type, const void *payload, uint32_t len)
 	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
 	size_t want = sizeof(h) + len;
 	ssize_t n;
+
+	if (fd < 0)             /* a snapshot file: nobody to answer */
+		return 0;
 
 	do
 		n = sendmsg(fd, &msg, MSG_NOSIGNAL);

@@ -51,6 +51,19 @@
  *              once; "migration" events report progress and the end.  A
  *              second one while one runs is refused.  On success the VM
  *              stops here (exit status 0) after the final event.
+ *   snapshot   to: "PATH"                running, paused  the migrate-status result
+ *              live: bool (default false)
+ *              max_downtime_ms, timeout_s: as for migrate (live only)
+ *              writes the migration stream (migrate/stream.c) to PATH, a
+ *              new file (mode 0600; an existing one is refused), with the
+ *              migrate machinery and "migration" events; "completed" when
+ *              it is on disk.  Not live: the vCPUs pause and the devices
+ *              quiesce for the whole copy, as at a migration's switchover;
+ *              live: pre-copy rounds while the guest runs, then a short
+ *              pause.  The VM then goes on (a paused one stays paused);
+ *              'ferry run --restore PATH' starts it again.  Refused while a
+ *              migration or snapshot runs.  A relative PATH is relative to
+ *              ferry's working directory.
  *   migrate-status -                 any              status (none, setup,
  *              active, switchover, completed, failed, connection-failed,
  *              refused, timeout, cancelled), error, round, ram_pages,
@@ -295,6 +308,41 @@ static int api_req_migrate(struct api_call *c)
 	return 0;
 }
 
+static int api_req_snapshot(struct api_call *c)
+{
+	struct mig_params p = { .max_downtime_ms = MIG_DEFAULT_DOWNTIME_MS, .auto_converge = true,
+				.snapshot = true };
+	int64_t down = p.max_downtime_ms, timeout = 0;
+	struct json_object *to, *live;
+	struct ferr e = { "" };
+	int ret;
+
+	if (!c->ops->migrate)
+		return api_fail(c, "failed", "this VMM cannot take snapshots");
+	if (!json_object_object_get_ex(c->req, "to", &to) ||
+	    !json_object_is_type(to, json_type_string))
+		return api_fail(c, "invalid_argument", "\"to\" (the snapshot file's path) is required");
+	if (api_arg_int(c, "max_downtime_ms", 1, 60000, &down) < 0 ||
+	    api_arg_int(c, "timeout_s", 0, 86400, &timeout) < 0)
+		return -1;
+	if (json_object_object_get_ex(c->req, "live", &live)) {
+		if (!json_object_is_type(live, json_type_boolean))
+			return api_fail(c, "invalid_argument", "\"live\" must be true or false");
+		p.live = json_object_get_boolean(live);
+	}
+	p.max_downtime_ms = down;
+	p.timeout_s = timeout;
+	ret = c->ops->migrate(c->opaque, json_object_get_string(to), &p, &e);
+	if (ret == -EBUSY)
+		return api_fail(c, "refused", "%s", e.msg);
+	if (ret == -EINVAL || ret == -EEXIST)
+		return api_fail(c, "invalid_argument", "\"to\": %s", e.msg);
+	if (ret < 0)
+		return api_fail(c, "failed", "snapshot failed: %s", e.msg);
+	c->result = c->ops->migrate_status(c->opaque);
+	return 0;
+}
+
 static int api_req_migrate_status(struct api_call *c)
 {
 	if (!c->ops->migrate_status)
@@ -338,6 +386,8 @@ static const struct api_request api_requests[] = {
 	{ "migrate", ST(VMM_RUNNING),
 	  { "to", "max_downtime_ms", "max_bandwidth", "timeout_s", "auto_converge", NULL },
 	  api_req_migrate },
+	{ "snapshot", ST(VMM_RUNNING) | ST(VMM_PAUSED),
+	  { "to", "live", "max_downtime_ms", "timeout_s", NULL }, api_req_snapshot },
 	{ "migrate-status", ST_ANY, { NULL }, api_req_migrate_status },
 	{ "migrate-cancel", ST(VMM_RUNNING), { NULL }, api_req_migrate_cancel },
 };

@@ -170,7 +170,24 @@ static int set_incoming(struct vm_config *cfg, const char *val, struct ferr *e)
 
 	if (mig_parse_uri(val, host, sizeof(host), port, sizeof(port), &why) < 0)
 		return ferr_set(e, -EINVAL, "--incoming: %s", why.msg);
+	if (cfg->incoming)
+		return ferr_set(e, -EINVAL, "--incoming and --restore exclude each other");
 	cfg->incoming = val;
+	return 0;
+}
+
+static int set_restore(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	char *uri;
+
+	if (!val[0])
+		return ferr_set(e, -EINVAL, "--restore: empty path");
+	if (cfg->incoming)
+		return ferr_set(e, -EINVAL, "--restore and --incoming exclude each other");
+	/* The receiver reads "file:PATH" the way it reads "tcp:...". */
+	if (asprintf(&uri, "file:%s", val) < 0)
+		return ferr_set(e, -ENOMEM, "out of memory");
+	cfg->incoming = uri;    /* lives as long as the process */
 	return 0;
 }
 
@@ -251,6 +268,7 @@ static const struct cli_opt run_opts[] = {
 	{ "api", "PATH", "control socket (JSON, see 'ferry status --help')", set_api },
 	{ "metrics", "unix:PATH|file:PATH", "Prometheus text metrics on a socket or in a file", set_metrics },
 	{ "incoming", "tcp:ADDR:PORT", "wait for a migration (ferry migrate) instead of booting; give the source's machine flags", set_incoming },
+	{ "restore", "FILE", "start from a snapshot (ferry snapshot) instead of booting; give the snapshot's machine flags", set_restore },
 	{ "config", "FILE", "read settings from FILE ('memory = 1G' lines); flags override it", NULL },
 };
 

@@ -159,6 +159,7 @@ static const struct ctl_verb ctl_verbs[] = {
 	{ "stop", "stop", "stop the VM at once, like pulling the plug", ctl_print_stop },
 	{ "events", NULL, "print state changes as JSON lines until the VM stops", NULL },
 	{ "migrate", "migrate", "move the running VM to another ferry (ferry run --incoming) over TCP", NULL },
+	{ "snapshot", "snapshot", "write the VM to a file for 'ferry run --restore'; the VM goes on", NULL },
 };
 
 static const struct ctl_verb *ctl_find(const char *verb)
@@ -370,7 +371,32 @@ struct ctl_mig_opts {
 	int64_t downtime, bandwidth, timeout;
 	int auto_converge;              /* -1: default */
 	bool json;
+	bool snap, live;                /* ferry snapshot [--live] */
+	const char *verb;
+	char *abs_to;                   /* snapshot: --to made absolute */
 };
+
+static void ctl_snapshot_usage(FILE *f)
+{
+	fprintf(f, "Usage: ferry snapshot --api PATH --to FILE [--live] [--max-downtime MS] [--timeout S] [--json]\n\n"
+		   "Write the VM (machine description, RAM, vCPU and device state) to FILE, a new\n"
+		   "file of mode 0600; 'ferry run --restore FILE <the same machine flags>' starts it\n"
+		   "again.  The VM keeps running here (a paused one stays paused).\n\n"
+		   "Options:\n"
+		   "  --api PATH            the control socket of the VM\n"
+		   "  --to FILE             the snapshot file to create (an existing one is refused)\n"
+		   "  --live                copy RAM while the guest runs, then pause it briefly;\n"
+		   "                        without it the guest is paused for the whole copy\n"
+		   "  --max-downtime MS     --live: longest pause to aim for (default %d)\n"
+		   "  --timeout S           --live: give up if not done after S seconds\n"
+		   "  --json                print the summary as one JSON object\n\n"
+		   "Exit status (in every failure the VM keeps running and no FILE is left):\n"
+		   "  %d  FILE written\n  %d  bad flags, or FILE exists\n  %d  cannot connect to the control socket\n"
+		   "  %d  not possible now (a migration or snapshot is running, VM not running)\n"
+		   "  %d  failed\n  %d  cancelled\n  %d  --live did not converge within --timeout\n",
+		MIG_DEFAULT_DOWNTIME_MS, CTL_EXIT_OK, CTL_EXIT_USAGE, CTL_EXIT_CONNECT,
+		CTL_EXIT_REFUSED, CTL_EXIT_FAILED, CTL_EXIT_MIG_CANCELLED, CTL_EXIT_MIG_TIMEOUT);
+}
 
 static void ctl_migrate_usage(FILE *f)
 {
@@ -411,9 +437,13 @@ static int ctl_migrate_parse(int argc, char **argv, struct ctl_mig_opts *o)
 			o->json = true;
 			continue;
 		}
+		if (o->snap && !strcmp(a, "--live")) {
+			o->live = true;
+			continue;
+		}
 		val = a[len] ? a + len + 1 : (i + 1 < argc ? argv[++i] : NULL);
 		if (!val) {
-			fprintf(stderr, "ferry: migrate: %s needs a value\n", a);
+			fprintf(stderr, "ferry: %s: %s needs a value\n", o->verb, a);
 			return -1;
 		}
 #define IS(flag) (len == strlen(flag) && !strncmp(a, flag, len))
@@ -427,7 +457,7 @@ static int ctl_migrate_parse(int argc, char **argv, struct ctl_mig_opts *o)
 				return -1;
 			}
 			o->downtime = v;
-		} else if (IS("--max-bandwidth")) {
+		} else if (IS("--max-bandwidth") && !o->snap) {
 			if (parse_size(val, &v) < 0 || v > INT64_MAX) {
 				fprintf(stderr, "ferry: migrate: --max-bandwidth: '%s' is not a rate in bytes/s (e.g. 100M)\n", val);
 				return -1;
@@ -439,21 +469,35 @@ static int ctl_migrate_parse(int argc, char **argv, struct ctl_mig_opts *o)
 				return -1;
 			}
 			o->timeout = v;
-		} else if (IS("--auto-converge")) {
+		} else if (IS("--auto-converge") && !o->snap) {
 			if (strcmp(val, "on") && strcmp(val, "off")) {
 				fprintf(stderr, "ferry: migrate: --auto-converge: '%s' is not on or off\n", val);
 				return -1;
 			}
 			o->auto_converge = !strcmp(val, "on");
 		} else {
-			fprintf(stderr, "ferry: migrate: unknown option '%s' (see 'ferry migrate --help')\n", a);
+			fprintf(stderr, "ferry: %s: unknown option '%s' (see 'ferry %s --help')\n",
+				o->verb, a, o->verb);
 			return -1;
 		}
 #undef IS
 	}
 	if (!o->api || !o->to) {
-		fprintf(stderr, "ferry: migrate: --api PATH and --to tcp:HOST:PORT are required (see 'ferry migrate --help')\n");
+		fprintf(stderr, "ferry: %s: --api PATH and --to %s are required (see 'ferry %s --help')\n",
+			o->verb, o->snap ? "FILE" : "tcp:HOST:PORT", o->verb);
 		return -1;
+	}
+	/* ferry runs elsewhere: a relative FILE means ours, not its. */
+	if (o->snap && o->to[0] != '/') {
+		char *cwd = getcwd(NULL, 0);
+
+		if (!cwd || asprintf(&o->abs_to, "%s/%s", cwd, o->to) < 0) {
+			free(cwd);
+			fprintf(stderr, "ferry: snapshot: cannot make '%s' absolute\n", o->to);
+			return -1;
+		}
+		free(cwd);
+		o->to = o->abs_to;
 	}
 	return 0;
 }
@@ -509,6 +553,14 @@ static int ctl_mig_summary(struct json_object *ev, const struct ctl_mig_opts *o,
 		json_object_object_del(ev, "timestamp");
 		printf("%s\n", json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN));
 	}
+	if (!strcmp(status, "completed") && o->snap) {
+		if (!o->json)
+			printf("snapshot written to %s: total %.1f ms, guest paused %.2f ms, %.1f MiB, %lld pages (%lld zero pages skipped)\n",
+			       o->to, jdbl(ev, "total_ms"), jdbl(ev, "downtime_ms"),
+			       jint(ev, "bytes") / (double)MiB, (long long)jint(ev, "pages"),
+			       (long long)jint(ev, "zero_pages"));
+		return CTL_EXIT_OK;
+	}
 	if (!strcmp(status, "completed")) {
 		if (!o->json)
 			printf("migrated to %s: total %.1f ms, downtime %.2f ms, %.1f MiB sent, %lld pages (%lld zero pages skipped), %lld rounds, final dirty rate %.1f MiB/s\n",
@@ -518,8 +570,8 @@ static int ctl_mig_summary(struct json_object *ev, const struct ctl_mig_opts *o,
 			       jint(ev, "dirty_rate_bps") / (double)MiB);
 		return CTL_EXIT_OK;
 	}
-	fprintf(stderr, "ferry: migrate: %s: %s (the VM keeps running on the source)\n", status,
-		jstr(ev, "error"));
+	fprintf(stderr, "ferry: %s: %s: %s (the VM keeps running%s)\n", o->verb, status,
+		jstr(ev, "error"), o->snap ? "" : " on the source");
 	if (!strcmp(status, "cancelled"))
 		return CTL_EXIT_MIG_CANCELLED;
 	if (!strcmp(status, "timeout"))
@@ -531,9 +583,10 @@ static int ctl_mig_summary(struct json_object *ev, const struct ctl_mig_opts *o,
 	return CTL_EXIT_FAILED;
 }
 
-static int ctl_migrate(int argc, char **argv)
+static int ctl_migrate(int argc, char **argv, bool snap)
 {
-	struct ctl_mig_opts o = { .downtime = -1, .bandwidth = -1, .timeout = -1, .auto_converge = -1 };
+	struct ctl_mig_opts o = { .downtime = -1, .bandwidth = -1, .timeout = -1, .auto_converge = -1,
+				  .snap = snap, .verb = snap ? "snapshot" : "migrate" };
 	struct json_object *req, *msg = NULL;
 	char *buf = NULL, *line = NULL;
 	bool tty = isatty(STDERR_FILENO), replied = false;
@@ -542,24 +595,31 @@ static int ctl_migrate(int argc, char **argv)
 
 	ret = ctl_migrate_parse(argc, argv, &o);
 	if (ret) {
-		if (ret > 0)
+		if (ret > 0 && snap)
+			ctl_snapshot_usage(stdout);
+		else if (ret > 0)
 			ctl_migrate_usage(stdout);
+		free(o.abs_to);
 		return ret > 0 ? CTL_EXIT_OK : CTL_EXIT_USAGE;
 	}
 	fd = ctl_connect(o.api);
-	if (fd < 0)
+	if (fd < 0) {
+		free(o.abs_to);
 		return CTL_EXIT_CONNECT;
+	}
 	buf = malloc(API_OUT_MAX);
 	req = json_object_new_object();
 	json_object_object_add(req, "request", json_object_new_string("subscribe"));
 	if (!buf || ctl_send(fd, req) < 0) {
-		fprintf(stderr, "ferry: migrate: cannot send to %s: %s\n", o.api, strerror(errno));
+		fprintf(stderr, "ferry: %s: cannot send to %s: %s\n", o.verb, o.api, strerror(errno));
 		goto out;
 	}
 	json_object_put(req);
 	req = json_object_new_object();
-	json_object_object_add(req, "request", json_object_new_string("migrate"));
+	json_object_object_add(req, "request", json_object_new_string(o.verb));
 	json_object_object_add(req, "to", json_object_new_string(o.to));
+	if (o.live)
+		json_object_object_add(req, "live", json_object_new_boolean(true));
 	if (o.downtime >= 0)
 		json_object_object_add(req, "max_downtime_ms", json_object_new_int64(o.downtime));
 	if (o.bandwidth >= 0)
@@ -569,7 +629,7 @@ static int ctl_migrate(int argc, char **argv)
 	if (o.auto_converge >= 0)
 		json_object_object_add(req, "auto_converge", json_object_new_boolean(o.auto_converge));
 	if (ctl_send(fd, req) < 0) {
-		fprintf(stderr, "ferry: migrate: cannot send to %s: %s\n", o.api, strerror(errno));
+		fprintf(stderr, "ferry: %s: cannot send to %s: %s\n", o.verb, o.api, strerror(errno));
 		goto out;
 	}
 	/* Replies: subscribe's, then migrate's; then events until the end.
@@ -588,7 +648,7 @@ static int ctl_migrate(int argc, char **argv)
 			if (!json_object_object_get_ex(msg, "ok", &ok) || json_object_get_boolean(ok))
 				continue;
 			json_object_object_get_ex(msg, "error", &err);
-			fprintf(stderr, "ferry: migrate: %s\n", err ? jstr(err, "message") : "failed");
+			fprintf(stderr, "ferry: %s: %s\n", o.verb, err ? jstr(err, "message") : "failed");
 			status = err && !strcmp(jstr(err, "code"), "refused") ? CTL_EXIT_REFUSED :
 				 err && !strcmp(jstr(err, "code"), "invalid_argument") ? CTL_EXIT_USAGE :
 				 CTL_EXIT_FAILED;
@@ -603,9 +663,10 @@ static int ctl_migrate(int argc, char **argv)
 		}
 		ctl_mig_progress(msg, tty);
 	}
-	fprintf(stderr, "ferry: migrate: the VMM closed the control socket before the migration ended%s\n",
-		ret < 0 ? "" : "");
+	fprintf(stderr, "ferry: %s: the VMM closed the control socket before the %s ended\n",
+		o.verb, snap ? "snapshot" : "migration");
 out:
+	free(o.abs_to);
 	json_object_put(msg);
 	json_object_put(req);
 	free(line);
@@ -627,8 +688,8 @@ int ctl_main(const char *verb, int argc, char **argv)
 
 	if (!v)
 		return CTL_EXIT_USAGE;
-	if (!strcmp(v->name, "migrate"))
-		return ctl_migrate(argc, argv);
+	if (!strcmp(v->name, "migrate") || !strcmp(v->name, "snapshot"))
+		return ctl_migrate(argc, argv, !strcmp(v->name, "snapshot"));
 	ret = ctl_parse(v, argc, argv, &o);
 	if (ret) {
 		if (ret > 0)

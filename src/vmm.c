@@ -62,7 +62,8 @@ int vmm_pause(struct vmm *m)
 
 int vmm_resume(struct vmm *m)
 {
-	if (m->state != VMM_PAUSED)
+	/* A snapshot of a paused VM must find it paused at the end. */
+	if (m->state != VMM_PAUSED || mig_active(m))
 		return -EBUSY;
 	vm_resume(&m->vm);
 	vmm_set_state(m, VMM_RUNNING);

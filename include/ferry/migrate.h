@@ -24,6 +24,10 @@ struct mig_params {
 	uint64_t max_bandwidth;         /* bytes per second, 0: unlimited */
 	uint32_t timeout_s;             /* 0: none */
 	bool auto_converge;
+	/* A snapshot (ferry snapshot): the uri is a file path, the stream
+	 * goes there with no replies, and the VM keeps running here. */
+	bool snapshot;
+	bool live;                      /* snapshot: pre-copy while running */
 };
 #define MIG_DEFAULT_DOWNTIME_MS 50
 
@@ -39,8 +43,9 @@ enum mig_outcome {
 };
 const char *mig_outcome_name(enum mig_outcome o);
 
-/* Start migrating to @uri ("tcp:HOST:PORT") on a thread of its own.
- * -EBUSY if one runs already.  Event loop thread only. */
+/* Start migrating to @uri ("tcp:HOST:PORT"), or with p->snapshot writing
+ * a snapshot to the file @uri (created 0600, never overwritten), on a
+ * thread of its own.  -EBUSY if one runs already.  Event loop only. */
 int mig_start(struct vmm *m, const char *uri, const struct mig_params *p,
 	      struct ferr *e);
 /* -ENOENT if none runs. */
@@ -53,6 +58,7 @@ void mig_destroy(struct vmm *m);
 
 /* Destination: listen on cfg->incoming, take one migration, load it into
  * the VM (created without a kernel, vCPUs not started), all checked.
+ * cfg->incoming "file:PATH" (ferry run --restore) reads a snapshot file.
  * Then mig_incoming_ack() once the vCPUs can start. */
 int mig_incoming(struct vmm *m, struct ferr *e);
 int mig_incoming_ack(struct vmm *m, struct ferr *e);
@@ -151,7 +157,8 @@ struct mig_sink {
 };
 
 /* The destination's state machine (stream.c's header comment): read the
- * stream from @r until a valid end marker; replies go to @reply_fd.
+ * stream from @r until a valid end marker; replies go to @reply_fd (-1:
+ * none, a snapshot file).
  * 0 when everything arrived and checked out; else the reason in @e (the
  * caller sends it back with mig_reply_error). */
 int mig_receive(struct mig_reader *r, int reply_fd, const struct mig_sink *s,

@@ -200,6 +200,57 @@ EOF
 
 hb_args=(--cmdline "testguest.run=heartbeat testguest.powerbutton=ignore")
 
+# ferry snapshot of SRC into FILE -> $src_rc, output in snapshot.log.
+snapshot() { # SRC FILE [flags]
+	local s=$1 f=$2; shift 2
+	timeout -s KILL 120 "$FERRY" snapshot --api "$work/$s.sock" --to "$f" "$@" \
+		>"$work/snapshot.log" 2>&1
+	src_rc=$?
+	echo "--- ferry snapshot $* -> exit $src_rc"; tail -n 3 "$work/snapshot.log"
+}
+hb_count() { grep -c "TESTGUEST HEARTBEAT [0-9]* [0-9a-z]*$" "$work/$1.out" 2>/dev/null || true; }
+
+# Snapshot a heartbeat guest (FLAGS: --live or none); the source goes on,
+# and a VM restored from the file continues from the snapshot point.
+snapshot_case() { # FLAGS...
+	local before after k
+	vm ref "${hb_args[@]}"
+	vm src "${hb_args[@]}"
+	wait_for "$work/src.out" "HEARTBEAT 3 " 20
+	before=$(hb_count src)
+	snapshot src "$work/snap.bin" --json "$@"
+	after=$(hb_count src)
+	[ "$src_rc" = 0 ] || fail "ferry snapshot exit $src_rc"
+	grep -q '"downtime_ms"' "$work/snapshot.log" || fail "--json lacks downtime_ms"
+	[ "$(stat -c %a "$work/snap.bin")" = 600 ] || fail "snapshot file mode is not 0600"
+	[ -e "$work/snap.bin.tmp" ] && fail "snap.bin.tmp left behind"
+	expect_alive src "HEARTBEAT"
+	snapshot src "$work/snap.bin"
+	[ "$src_rc" = 1 ] || fail "a second snapshot over an existing file: exit $src_rc, expected 1"
+	vm dst "${hb_args[@]}" --restore "$work/snap.bin"
+	wait_for "$work/dst.out" "HEARTBEAT [0-9]+ " 20
+	k=$(grep -o 'HEARTBEAT [0-9]*' "$work/dst.out" | head -n1 | cut -d' ' -f2)
+	# The restored VM's first beat is the one after the snapshot point.
+	[ "$k" -ge "$before" ] && [ "$k" -le "$((after + 1))" ] ||
+		fail "restored VM starts at heartbeat $k, the snapshot was taken between $before and $after"
+	wait_for "$work/dst.out" "HEARTBEAT $((k + 4)) " 20
+	wait_for "$work/ref.out" "HEARTBEAT $((k + 4)) " 20
+	grep -E "TESTGUEST HEARTBEAT [0-9]+ " "$work/src.out" | head -n "$k" >"$work/pre.txt"
+	check_heartbeat "$work/ref.out" "$work/pre.txt" "$work/dst.out"
+	kill -0 "$pid_src" 2>/dev/null || fail "the source died"
+}
+
+# ferry run --restore FILE must refuse (exit 1) without running the guest.
+restore_refused() { # NAME WHY FLAGS...
+	local n=$1 why=$2; shift 2
+	vm "$n" "${hb_args[@]}" "$@"
+	wait_exit "$(eval echo \$pid_$n)" 20
+	[ "$rc" = 1 ] || fail "$n: ferry run --restore exit $rc, expected 1"
+	grep -q TESTGUEST "$work/$n.out" 2>/dev/null && fail "$n: the guest ran from a bad snapshot"
+	grep -q -- "$why" "$work/$n.err" || fail "$n: does not say '$why'"
+	echo "$n refused: $(grep -o -- "$why.*" "$work/$n.err" | head -n1)"
+}
+
 # One migration of a heartbeat guest with CPUS vCPUs, checked end to end.
 heartbeat_case() { # CPUS
 	local port
@@ -457,6 +508,24 @@ mismatch-queues)
 	[ "$rc" != 0 ] || fail "the destination exited 0 after refusing"
 	grep -q TESTGUEST "$work/dst.out" 2>/dev/null && fail "the destination ran the guest"
 	check_loop BLKLOOP "$work/src.out" ;;
+snapshot-restore) snapshot_case ;;
+snapshot-live) snapshot_case --live ;;
+snapshot-bad)
+	vm src "${hb_args[@]}"
+	wait_for "$work/src.out" "HEARTBEAT 2 " 20
+	snapshot src "$work/snap.bin"
+	[ "$src_rc" = 0 ] || fail "ferry snapshot exit $src_rc"
+	size=$(stat -c %s "$work/snap.bin")
+	cp "$work/snap.bin" "$work/flip.bin"
+	python3 -c 'import sys
+f = open(sys.argv[1], "r+b"); f.seek(int(sys.argv[2])); b = f.read(1)
+f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0x40]))' "$work/flip.bin" $((size / 2))
+	head -c $((size / 2)) "$work/snap.bin" >"$work/cut.bin"
+	restore_refused flip "bad snapshot" --restore "$work/flip.bin"
+	restore_refused cut "bad snapshot" --restore "$work/cut.bin"
+	restore_refused mem "memory size differs" --memory 512M --restore "$work/snap.bin"
+	restore_refused none "cannot open" --restore "$work/nonexistent.bin"
+	expect_alive src "HEARTBEAT" ;;
 refused-device)
 	# Devices whose state is not in the stream: refused up front, per
 	# device, and the VM keeps running.
