@@ -178,16 +178,17 @@ static int set_incoming(struct vm_config *cfg, const char *val, struct ferr *e)
 
 static int set_restore(struct vm_config *cfg, const char *val, struct ferr *e)
 {
-	char *uri;
+	int n;
 
 	if (!val[0])
 		return ferr_set(e, -EINVAL, "--restore: empty path");
 	if (cfg->incoming)
 		return ferr_set(e, -EINVAL, "--restore and --incoming exclude each other");
 	/* The receiver reads "file:PATH" the way it reads "tcp:...". */
-	if (asprintf(&uri, "file:%s", val) < 0)
-		return ferr_set(e, -ENOMEM, "out of memory");
-	cfg->incoming = uri;    /* lives as long as the process */
+	n = snprintf(cfg->restore_uri, sizeof(cfg->restore_uri), "file:%s", val);
+	if (n < 0 || (size_t)n >= sizeof(cfg->restore_uri))
+		return ferr_set(e, -ENAMETOOLONG, "--restore: path too long");
+	cfg->incoming = cfg->restore_uri;
 	return 0;
 }
 

@@ -67,6 +67,7 @@ struct vm_config {
 	const char *api_path;       /* control socket, NULL for none */
 	const char *metrics;        /* unix:PATH or file:PATH, NULL for none */
 	const char *incoming;       /* tcp:ADDR:PORT: receive a migration */
+	char restore_uri[4096 + 8]; /* "file:PATH" that --restore points incoming at */
 
 	enum virtio_transport_kind transport;
 	struct disk_config disks[VM_MAX_DISKS];
