@@ -156,7 +156,7 @@ device_case() { # WORD GUEST_CMD DEVICE_FLAGS...
 	[ "$mrc" = 0 ] || fail "ferry migrate exit $mrc"
 	wait_exit "$pid_src" 10
 	[ "$rc" = 0 ] || fail "the source exited $rc after migrating, expected 0"
-	n=$(grep -o "$word [0-9]*" "$work/src.out" | tail -n1 | cut -d' ' -f2)
+	n=$(grep -oE "$word [0-9]+ " "$work/src.out" | tail -n1 | cut -d' ' -f2)
 	wait_for "$work/dst.out" "$word $((n + 4)) " 30
 	check_loop "$word" "$work/src.out" "$work/dst.out"
 }
@@ -229,7 +229,7 @@ snapshot_case() { # FLAGS...
 	[ "$src_rc" = 1 ] || fail "a second snapshot over an existing file: exit $src_rc, expected 1"
 	vm dst "${hb_args[@]}" --restore "$work/snap.bin"
 	wait_for "$work/dst.out" "HEARTBEAT [0-9]+ " 20
-	k=$(grep -o 'HEARTBEAT [0-9]*' "$work/dst.out" | head -n1 | cut -d' ' -f2)
+	k=$(grep -oE 'HEARTBEAT [0-9]+ ' "$work/dst.out" | head -n1 | cut -d' ' -f2)
 	# The restored VM's first beat is the one after the snapshot point.
 	[ "$k" -ge "$before" ] && [ "$k" -le "$((after + 1))" ] ||
 		fail "restored VM starts at heartbeat $k, the snapshot was taken between $before and $after"
@@ -266,7 +266,7 @@ heartbeat_case() { # CPUS
 	wait_exit "$pid_src" 10
 	[ "$rc" = 0 ] || fail "the source exited $rc after migrating, expected 0"
 	local n
-	n=$(grep -o 'HEARTBEAT [0-9]*' "$work/src.out" | tail -n1 | cut -d' ' -f2)
+	n=$(grep -oE 'HEARTBEAT [0-9]+ ' "$work/src.out" | tail -n1 | cut -d' ' -f2)
 	wait_for "$work/dst.out" "HEARTBEAT $((n + 4)) " 20
 	wait_for "$work/ref.out" "HEARTBEAT $((n + 4)) " 20
 	check_heartbeat "$work/ref.out" "$work/src.out" "$work/dst.out"
@@ -320,7 +320,7 @@ ping-pong)
 		outs+=("$work/h$i.out")
 	done
 	wait_for "$work/h20.out" "HEARTBEAT" 10
-	n=$(cat "${outs[@]}" | grep -o 'HEARTBEAT [0-9]*' | tail -n1 | cut -d' ' -f2)
+	n=$(cat "${outs[@]}" | grep -oE 'HEARTBEAT [0-9]+ ' | tail -n1 | cut -d' ' -f2)
 	wait_for "$work/h20.out" "HEARTBEAT $((n + 3)) " 10
 	wait_for "$work/ref.out" "HEARTBEAT $((n + 3)) " 20
 	check_heartbeat "$work/ref.out" "${outs[@]}" ;;
@@ -377,7 +377,7 @@ corrupt-stream|cut-stream)
 	wait_listen "$port"
 	migrate src "$port"
 	[ "$mrc" = 0 ] || fail "migrating after the failure: exit $mrc"
-	n=$(grep -o 'HEARTBEAT [0-9]*' "$work/src.out" | tail -n1 | cut -d' ' -f2)
+	n=$(grep -oE 'HEARTBEAT [0-9]+ ' "$work/src.out" | tail -n1 | cut -d' ' -f2)
 	wait_for "$work/dst2.out" "HEARTBEAT $((n + 2)) " 20
 	wait_for "$work/ref.out" "HEARTBEAT $((n + 2)) " 30
 	check_heartbeat "$work/ref.out" "$work/src.out" "$work/dst2.out" ;;
@@ -464,7 +464,7 @@ blk-pci-twice)
 	migrate src "$port"
 	[ "$mrc" = 0 ] || fail "first hop: ferry migrate exit $mrc"
 	wait_exit "$pid_src" 10
-	n=$(grep -o "BLKLOOP [0-9]*" "$work/src.out" | tail -n1 | cut -d' ' -f2)
+	n=$(grep -oE "BLKLOOP [0-9]+ " "$work/src.out" | tail -n1 | cut -d' ' -f2)
 	wait_for "$work/dst.out" "BLKLOOP $((n + 3)) " 30
 	port=$(free_port)
 	vm back "${disk[@]}" --incoming "tcp:127.0.0.1:$port"
@@ -472,7 +472,7 @@ blk-pci-twice)
 	migrate dst "$port"
 	[ "$mrc" = 0 ] || fail "second hop: ferry migrate exit $mrc"
 	wait_exit "$pid_dst" 10
-	n=$(cat "$work/src.out" "$work/dst.out" | grep -o "BLKLOOP [0-9]*" | tail -n1 | cut -d' ' -f2)
+	n=$(cat "$work/src.out" "$work/dst.out" | grep -oE "BLKLOOP [0-9]+ " | tail -n1 | cut -d' ' -f2)
 	wait_for "$work/back.out" "BLKLOOP $((n + 3)) " 30
 	check_loop BLKLOOP "$work/src.out" "$work/dst.out" "$work/back.out" ;;
 mismatch-disk)
