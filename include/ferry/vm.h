@@ -69,6 +69,19 @@ struct vm_config {
 	const char *incoming;       /* tcp:ADDR:PORT: receive a migration */
 	char restore_uri[4096 + 8]; /* "file:PATH" that --restore points incoming at */
 
+	/* Least privilege (src/privs.c, src/seccomp.c). */
+	const char *user;           /* --user USER[:GROUP], NULL: stay */
+	const char *chroot_dir;     /* --chroot DIR */
+	bool allow_root;            /* keep root's capabilities */
+	int seccomp;                /* enum seccomp_mode (seccomp.h) */
+
+	/* The migration channel's credentials (migrate/tls.c): files. */
+	const char *tls_psk;        /* --tls-psk FILE */
+	const char *tls_cert;       /* --tls-cert FILE */
+	const char *tls_key;        /* --tls-key FILE */
+	const char *tls_ca;         /* --tls-ca FILE */
+	bool insecure;              /* plain TCP allowed, and logged */
+
 	enum virtio_transport_kind transport;
 	struct disk_config disks[VM_MAX_DISKS];
 	unsigned int nr_disks;
