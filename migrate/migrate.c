@@ -27,7 +27,9 @@
 #include "ferry/api.h"
 #include "ferry/log.h"
 #include "ferry/loop.h"
+#include "ferry/mig_tls.h"
 #include "ferry/migrate.h"
+#include "ferry/seccomp.h"
 #include "ferry/util.h"
 #include "ferry/vcpu.h"
 #include "ferry/virtio_dev.h"
@@ -196,15 +198,18 @@ static int mig_connect(struct mig *g, struct ferr *e)
 }
 
 /* After a failed send the destination may have said why: prefer that. */
-static enum mig_outcome mig_send_failed(struct mig *g, int fd, int err, struct ferr *e)
+static enum mig_outcome mig_send_failed(struct mig *g, const struct mig_chan *ch, int err,
+				       struct ferr *e)
 {
 	struct ferr why;
+	int ret;
 
 	if (mig_cancelled(g))
 		return MIG_OUT_CANCELLED;
 	if (g->path)            /* a file: no one to say why */
 		return MIG_OUT_FAILED;
-	if (mig_wait_reply(fd, MIG_REPLY_DONE, NULL, 0, 200, &why) == -EREMOTEIO) {
+	ret = mig_wait_reply(ch, MIG_REPLY_DONE, NULL, 0, 200, &why);
+	if (ret == -EREMOTEIO || ret == -EACCES) {     /* -EACCES: TLS said no */
 		*e = why;
 		return MIG_OUT_REFUSED;
 	}
@@ -286,6 +291,7 @@ static void *mig_kicker(void *arg)
 	struct vm *vm = &g->vmm->vm;
 	struct timespec ts = { 0, 10000000 };
 
+	seccomp_enter(SECCOMP_ROLE_MIGRATION);
 	while (!__atomic_load_n(&g->done, __ATOMIC_ACQUIRE)) {
 		nanosleep(&ts, NULL);
 		if (__atomic_load_n(&vm->throttle_pct, __ATOMIC_RELAXED))
@@ -340,17 +346,26 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 	void *blob = NULL;
 	uint32_t blob_len;
 	bool paused = false, quiesced = false;
+	struct mig_chan ch;
 	int64_t dirty;
 	int fd, ret;
 
 	fd = snap ? mig_snap_open(g, e) : mig_connect(g, e);
 	if (fd < 0)
 		return mig_cancelled(g) ? MIG_OUT_CANCELLED : snap ? MIG_OUT_FAILED : MIG_OUT_CONNECT;
+	/* Authenticated both ways before a byte of the VM goes out. */
+	ret = mig_tls_client(snap ? NULL : g->vmm->mig_tls, fd, g->host, &ch, e);
+	if (ret < 0) {
+		out = mig_cancelled(g) ? MIG_OUT_CANCELLED :
+		      ret == -EACCES || ret == -EPROTO ? MIG_OUT_REFUSED : MIG_OUT_CONNECT;
+		goto out;
+	}
 	ret = mig_writer_init(&w, fd, 4 * MiB);
 	if (ret < 0) {
 		ferr_set(e, ret, "out of memory");
 		goto out;
 	}
+	w.ch.tls = ch.tls;
 	w.cancel = &g->cancel;
 	w.max_bw = g->p.max_bandwidth;
 
@@ -382,14 +397,14 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 	    (ret = mig_put_rec(&w, MIG_REC_MACHINE, blob, blob_len)) < 0 ||
 	    (ret = mig_put_section(&w)) < 0) {
 		ferr_errno(e, ret, "cannot send to %s", g->uri);
-		out = mig_send_failed(g, fd, ret, e);
+		out = mig_send_failed(g, &ch, ret, e);
 		goto out;
 	}
 	free(blob);
 	blob = NULL;
-	ret = snap ? 0 : mig_wait_reply(fd, MIG_REPLY_READY, NULL, 0, MIG_READY_TIMEOUT_MS, e);
+	ret = snap ? 0 : mig_wait_reply(&ch, MIG_REPLY_READY, NULL, 0, MIG_READY_TIMEOUT_MS, e);
 	if (ret < 0) {
-		out = ret == -EREMOTEIO ? MIG_OUT_REFUSED :
+		out = ret == -EREMOTEIO || ret == -EACCES ? MIG_OUT_REFUSED :
 		      mig_cancelled(g) ? MIG_OUT_CANCELLED : MIG_OUT_CONNECT;
 		goto out;
 	}
@@ -412,7 +427,7 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 
 		ret = mig_ram_send(ram, &w, first, &rd, e);
 		if (ret < 0) {
-			out = mig_send_failed(g, fd, ret, e);
+			out = mig_send_failed(g, &ch, ret, e);
 			goto out;
 		}
 		pr->round++;
@@ -449,10 +464,10 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 			if ((ret = mig_put_rec(&w, MIG_REC_SYNC, NULL, 0)) < 0 ||
 			    (ret = mig_flush(&w)) < 0) {
 				ferr_errno(e, ret, "cannot send to %s", g->uri);
-				out = mig_send_failed(g, fd, ret, e);
+				out = mig_send_failed(g, &ch, ret, e);
 				goto out;
 			}
-			ret = mig_wait_reply(fd, MIG_REPLY_SYNC, NULL, 0, MIG_DONE_TIMEOUT_MS, e);
+			ret = mig_wait_reply(&ch, MIG_REPLY_SYNC, NULL, 0, MIG_DONE_TIMEOUT_MS, e);
 			if (ret < 0) {
 				out = ret == -EREMOTEIO ? MIG_OUT_REFUSED :
 				      mig_cancelled(g) ? MIG_OUT_CANCELLED : MIG_OUT_CONNECT;
@@ -522,7 +537,7 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 	    (ret = mig_ram_send(ram, &w, false, &rd, e)) < 0) {
 		if (ret < 0) {
 			ferr_errno(e, ret, "cannot send to %s", g->uri);
-			out = mig_send_failed(g, fd, ret, e);
+			out = mig_send_failed(g, &ch, ret, e);
 		}
 		goto out;
 	}
@@ -536,13 +551,13 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 	    (ret = mig_put_section(&w)) < 0 ||
 	    (ret = mig_put_rec(&w, MIG_REC_END, NULL, 0)) < 0 || (ret = mig_flush(&w)) < 0) {
 		ferr_errno(e, ret, "cannot send to %s", g->uri);
-		out = mig_send_failed(g, fd, ret, e);
+		out = mig_send_failed(g, &ch, ret, e);
 		goto out;
 	}
 	if (snap)
 		ret = mig_snap_finish(g, fd, e);
 	else
-		ret = mig_wait_reply(fd, MIG_REPLY_DONE, &pr->dest_load_us,
+		ret = mig_wait_reply(&ch, MIG_REPLY_DONE, &pr->dest_load_us,
 				     sizeof(pr->dest_load_us), MIG_DONE_TIMEOUT_MS, e);
 	if (ret < 0 && snap)
 		goto out;
@@ -576,6 +591,7 @@ out:
 	pthread_mutex_lock(&g->lock);
 	g->fd = -1;
 	pthread_mutex_unlock(&g->lock);
+	mig_tls_end(&ch);
 	close(fd);
 	pr->total_ns = now_ns() - t0;
 	pr->bytes = MAX(pr->bytes, w.bytes);
@@ -589,6 +605,7 @@ static void *mig_thread(void *arg)
 	struct ferr e = { "" };
 
 	pthread_setname_np(pthread_self(), "migrate");
+	seccomp_enter(SECCOMP_ROLE_MIGRATION);
 	pr.outcome = mig_run(g, &pr, &e);
 	if (pr.outcome == MIG_OUT_CANCELLED && !e.msg[0])
 		snprintf(e.msg, sizeof(e.msg), "cancelled");
@@ -744,9 +761,11 @@ int mig_start(struct vmm *m, const char *uri, const struct mig_params *p, struct
 		const struct virtio_dev *d = m->vm.virtio[i];
 
 		if (!virtio_dev_migratable(d))
-			return ferr_set(e, -ENOTSUP, "cannot migrate %s yet: %s", d->name,
-					d->ops->quiesce ? "its transport (virtio-mmio) does not save its state; use --transport pci" :
-					"this device type cannot save its state (only rng and disks can)");
+			return ferr_set(e, -ENOTSUP, "cannot migrate %s: its device or transport cannot save its state",
+					d->name);
+		if (d->device_id == VIRTIO_ID_NET &&
+		    virtio_net_migrate_prepare(m->vm.virtio[i], !p->snapshot, e) < 0)
+			return -ENOTSUP;
 	}
 	g = calloc(1, sizeof(*g));
 	if (!g)
@@ -762,8 +781,14 @@ int mig_start(struct vmm *m, const char *uri, const struct mig_params *p, struct
 		ret = mig_snap_prepare(m, g, uri, e);
 	} else if (p->live) {
 		ret = ferr_set(e, -EINVAL, "live applies to snapshots only");
+	} else if (!m->mig_tls && !m->cfg->insecure) {
+		/* As --incoming: a VM goes out in the clear only when asked. */
+		ret = ferr_set(e, -EPERM, "migrating in plain TCP refused: this VM's ferry run has no --tls-psk or --tls-cert/--tls-key/--tls-ca (or --insecure to allow an unauthenticated migration)");
 	} else {
 		ret = mig_parse_uri(uri, g->host, sizeof(g->host), g->port, sizeof(g->port), e);
+		if (ret == 0 && !m->mig_tls)
+			log_warn("migration to %s in plain TCP (--insecure): anyone on the path can read or alter the VM",
+				 uri);
 	}
 	if (ret < 0)
 		goto fail;

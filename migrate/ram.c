@@ -33,7 +33,7 @@ struct mig_ram {
 	uint64_t npages[GM_MAX_REGIONS];
 	uint64_t *dirty[GM_MAX_REGIONS];        /* pages to send next */
 	uint64_t *tmp;                          /* KVM_GET_DIRTY_LOG target */
-	int pagemap_fd;
+	int pagemap_fd;                         /* vm->mem's; not ours */
 };
 
 static size_t words(uint64_t npages)
@@ -50,7 +50,6 @@ int mig_ram_create(struct vm *vm, struct mig_ram **out, struct ferr *e)
 		return ferr_set(e, -ENOMEM, "out of memory");
 	r->vm = vm;
 	r->nr = vm->mem.nr_regions;
-	r->pagemap_fd = -1;
 	for (int i = 0; i < r->nr; i++) {
 		r->npages[i] = vm->mem.regions[i].size / MIG_PAGE_SIZE;
 		r->dirty[i] = calloc(words(r->npages[i]), sizeof(uint64_t));
@@ -68,10 +67,8 @@ int mig_ram_create(struct vm *vm, struct mig_ram **out, struct ferr *e)
 			goto oom;
 	}
 	/* Pages never touched are zero: /proc/self/pagemap says which, far
-	 * faster than reading them (anonymous memory only: a memfd page may
-	 * exist without being mapped here). */
-	if (vm->cfg->backing == GM_BACKING_ANON)
-		r->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	 * faster than reading them. */
+	r->pagemap_fd = vm->mem.pagemap_fd;
 	*out = r;
 	return 0;
 oom:
@@ -91,8 +88,6 @@ void mig_ram_destroy(struct mig_ram *r)
 	}
 	free(r->dev);
 	free(r->tmp);
-	if (r->pagemap_fd >= 0)
-		close(r->pagemap_fd);
 	free(r);
 }
 

@@ -21,6 +21,10 @@
  *   6     END         none
  *   7     SYNC        none: answer SYNC once everything before it is in
  *
+ * Over TCP the stream may run inside TLS (migrate/tls.c): the handshake
+ * completes before the preamble, and the bytes above are the records'
+ * plaintext.
+ *
  * A snapshot file (ferry snapshot, ferry run --restore) holds the same
  * stream with no reply channel: the writer waits for no READY, SYNC or
  * DONE (and sends no SYNC); the reader checks it all the same.
@@ -62,6 +66,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ferry/mig_tls.h"
 #include "ferry/migrate.h"
 #include "ferry/util.h"
 
@@ -159,7 +164,7 @@ uint32_t mig_crc32c_copy(uint32_t crc, void *dst, const void *src, size_t len)
 int mig_writer_init(struct mig_writer *w, int fd, size_t cap)
 {
 	memset(w, 0, sizeof(*w));
-	w->fd = fd;
+	w->ch.fd = fd;
 	/* A whole RAM record must fit: mig_put_ram stages it in one piece. */
 	w->cap = MAX(cap, (size_t)MIG_RAM_MAX_PAGES * MIG_PAGE_SIZE + 64 * KiB);
 	w->buf = malloc(w->cap);
@@ -201,13 +206,21 @@ int mig_flush(struct mig_writer *w)
 
 		if (w->cancel && __atomic_load_n(w->cancel, __ATOMIC_RELAXED))
 			return -ECANCELED;
-		n = send(w->fd, w->buf + off, w->len - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == ENOTSOCK)         /* a snapshot file */
-			n = write(w->fd, w->buf + off, w->len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
+		if (w->ch.tls) {
+			n = mig_tls_send(w->ch.tls, w->buf + off, w->len - off);
+			if (n == -EINTR || n == -EAGAIN)
+				continue;
+			if (n < 0)
+				return n;
+		} else {
+			n = send(w->ch.fd, w->buf + off, w->len - off, MSG_NOSIGNAL);
+			if (n < 0 && errno == ENOTSOCK)         /* a snapshot file */
+				n = write(w->ch.fd, w->buf + off, w->len - off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return -errno;
+		}
 		off += n;
 		w->bytes += n;
 		mig_throttle_bw(w, n);
@@ -312,7 +325,7 @@ int mig_put_section(struct mig_writer *w)
 int mig_reader_init(struct mig_reader *r, int fd, size_t cap)
 {
 	memset(r, 0, sizeof(*r));
-	r->fd = fd;
+	r->ch.fd = fd;
 	r->cap = MAX(cap, (size_t)64 * KiB);
 	r->buf = malloc(r->cap);
 	return r->buf ? 0 : -ENOMEM;
@@ -324,14 +337,24 @@ void mig_reader_free(struct mig_reader *r)
 	r->buf = NULL;
 }
 
-static int mig_recv_some(int fd, void *dst, size_t len, bool all)
+static int mig_recv_some(const struct mig_chan *ch, void *dst, size_t len, bool all)
 {
 	for (;;) {
-		ssize_t n = recv(fd, dst, len, all ? MSG_WAITALL : 0);
+		ssize_t n;
 
+		/* TLS hands out one record (16 KiB) at a time: callers loop. */
+		if (ch->tls) {
+			n = mig_tls_recv(ch->tls, dst, len);
+			if (n == -EINTR)
+				continue;
+			if (n < 0)
+				return n == -EAGAIN ? -ETIMEDOUT : (int)n;
+			return n ? n : -EPIPE;
+		}
+		n = recv(ch->fd, dst, len, all ? MSG_WAITALL : 0);
 		/* A snapshot file: a short read is fine, callers loop. */
 		if (n < 0 && errno == ENOTSOCK)
-			n = read(fd, dst, len);
+			n = read(ch->fd, dst, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -362,7 +385,7 @@ static int mig_read_raw(struct mig_reader *r, void *dst, size_t len)
 		}
 		/* Large reads go straight to their destination (guest RAM). */
 		if (len >= r->cap / 2) {
-			got = mig_recv_some(r->fd, d, len, true);
+			got = mig_recv_some(&r->ch, d, len, true);
 			if (got < 0)
 				return got;
 			r->bytes += got;
@@ -370,7 +393,7 @@ static int mig_read_raw(struct mig_reader *r, void *dst, size_t len)
 			len -= got;
 			continue;
 		}
-		got = mig_recv_some(r->fd, r->buf, r->cap, false);
+		got = mig_recv_some(&r->ch, r->buf, r->cap, false);
 		if (got < 0)
 			return got;
 		r->bytes += got;
@@ -389,7 +412,31 @@ int mig_read(struct mig_reader *r, void *dst, size_t len)
 	return ret;
 }
 
-int mig_reply(int fd, uint32_t type, const void *payload, uint32_t len)
+/* A reply in one TLS record: the source reads it whole. */
+static int mig_reply_tls(const struct mig_chan *ch, const struct mig_rec_hdr *h,
+			 const void *payload)
+{
+	uint8_t rec[sizeof(*h) + MIG_ERROR_MAX];
+	size_t off = 0, want = sizeof(*h) + h->len;
+
+	if (h->len > MIG_ERROR_MAX)
+		return -EINVAL;
+	memcpy(rec, h, sizeof(*h));
+	if (h->len)
+		memcpy(rec + sizeof(*h), payload, h->len);
+	while (off < want) {
+		ssize_t n = mig_tls_send(ch->tls, rec + off, want - off);
+
+		if (n == -EINTR || n == -EAGAIN)
+			continue;
+		if (n < 0)
+			return n;
+		off += n;
+	}
+	return 0;
+}
+
+int mig_reply(const struct mig_chan *ch, uint32_t type, const void *payload, uint32_t len)
 {
 	struct mig_rec_hdr h = { type, len };
 	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)payload, len } };
@@ -397,36 +444,43 @@ int mig_reply(int fd, uint32_t type, const void *payload, uint32_t len)
 	size_t want = sizeof(h) + len;
 	ssize_t n;
 
-	if (fd < 0)             /* a snapshot file: nobody to answer */
+	if (!ch || ch->fd < 0)  /* a snapshot file: nobody to answer */
 		return 0;
+	if (ch->tls)
+		return mig_reply_tls(ch, &h, payload);
 
 	do
-		n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+		n = sendmsg(ch->fd, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
 	return (size_t)n == want ? 0 : -EPIPE;    /* replies are tiny */
 }
 
-static int mig_recv_deadline(int fd, void *dst, size_t len, uint64_t deadline)
+static int mig_recv_deadline(const struct mig_chan *ch, void *dst, size_t len,
+			     uint64_t deadline)
 {
 	uint8_t *d = dst;
 
 	while (len) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = { .fd = ch->fd, .events = POLLIN };
 		uint64_t now = now_ns();
 		int ret, got;
 
 		if (now >= deadline)
 			return -ETIMEDOUT;
-		ret = poll(&p, 1, (deadline - now) / 1000000 + 1);
+		/* What TLS decrypted already is not on the socket any more. */
+		if (ch->tls && mig_tls_pending(ch->tls))
+			ret = 1;
+		else
+			ret = poll(&p, 1, (deadline - now) / 1000000 + 1);
 		if (ret < 0 && errno == EINTR)
 			continue;
 		if (ret < 0)
 			return -errno;
 		if (ret == 0)
 			continue;
-		got = mig_recv_some(fd, d, len, false);
+		got = mig_recv_some(ch, d, len, false);
 		if (got < 0)
 			return got;
 		d += got;
@@ -435,7 +489,7 @@ static int mig_recv_deadline(int fd, void *dst, size_t len, uint64_t deadline)
 	return 0;
 }
 
-int mig_wait_reply(int fd, uint32_t want, void *buf, uint32_t len,
+int mig_wait_reply(const struct mig_chan *ch, uint32_t want, void *buf, uint32_t len,
 		   unsigned int timeout_ms, struct ferr *e)
 {
 	uint64_t deadline = now_ns() + timeout_ms * 1000000ULL;
@@ -443,21 +497,23 @@ int mig_wait_reply(int fd, uint32_t want, void *buf, uint32_t len,
 	char msg[MIG_ERROR_MAX + 1];
 	int ret;
 
-	ret = mig_recv_deadline(fd, &h, sizeof(h), deadline);
+	ret = mig_recv_deadline(ch, &h, sizeof(h), deadline);
 	if (ret == -ETIMEDOUT)
 		return ferr_set(e, ret, "the destination did not answer within %u ms",
 				timeout_ms);
+	if (ret == -EACCES)             /* a TLS alert (migrate/tls.c) */
+		return ferr_set(e, ret, "the destination ended the TLS session: it does not accept this end's credentials");
 	if (ret < 0)
 		return ferr_errno(e, ret, "the destination closed the connection");
 	if (h.type == MIG_REPLY_ERROR && h.len <= MIG_ERROR_MAX) {
-		ret = mig_recv_deadline(fd, msg, h.len, deadline);
+		ret = mig_recv_deadline(ch, msg, h.len, deadline);
 		msg[ret < 0 ? 0 : h.len] = '\0';
 		return ferr_set(e, -EREMOTEIO, "the destination refused: %s", msg);
 	}
 	if (h.type != want || h.len != len)
 		return ferr_set(e, -EPROTO, "the destination sent reply %#x (%u bytes), expected %#x",
 				h.type, h.len, want);
-	ret = mig_recv_deadline(fd, buf, len, deadline);
+	ret = mig_recv_deadline(ch, buf, len, deadline);
 	if (ret < 0)
 		return ferr_errno(e, ret, "the destination's reply was cut short");
 	return 0;
@@ -520,10 +576,14 @@ static int mig_rx_ram(struct mig_reader *r, const struct mig_sink *s,
 			if (!zero)
 				memset(p + off, 0, MIG_PAGE_SIZE);
 		}
-		return 0;
+	} else {
+		ret = mig_read(r, p, len);
+		if (ret < 0)
+			return ferr_errno(e, ret, "stream cut inside a RAM record");
 	}
-	ret = mig_read(r, p, len);
-	return ret < 0 ? ferr_errno(e, ret, "stream cut inside a RAM record") : 0;
+	if (s->progress)
+		s->progress(s->opaque, r->bytes, rh.npages, rh.flags & MIG_RAM_ZERO);
+	return 0;
 }
 
 static int mig_rx_blob(struct mig_reader *r, const struct mig_rec_hdr *h, uint32_t max,
@@ -567,6 +627,7 @@ static int mig_rx_section(struct mig_reader *r, const struct mig_rec_hdr *h, str
 
 int mig_receive(struct mig_reader *r, int reply_fd, const struct mig_sink *s, struct ferr *e)
 {
+	struct mig_chan reply = { reply_fd, reply_fd == r->ch.fd ? r->ch.tls : NULL };
 	enum mig_rx_state st = RX_MACHINE;
 	void *state = NULL;
 	uint32_t state_len = 0;
@@ -605,7 +666,7 @@ int mig_receive(struct mig_reader *r, int reply_fd, const struct mig_sink *s, st
 		case RX_MACHINE_SECTION << 8 | MIG_REC_SECTION:
 			ret = mig_rx_section(r, &h, e);
 			if (ret == 0) {
-				ret = mig_reply(reply_fd, MIG_REPLY_READY, NULL, 0);
+				ret = mig_reply(&reply, MIG_REPLY_READY, NULL, 0);
 				if (ret < 0)
 					ferr_errno(e, ret, "cannot answer the source");
 			}
@@ -620,7 +681,7 @@ int mig_receive(struct mig_reader *r, int reply_fd, const struct mig_sink *s, st
 		case RX_PAGES << 8 | MIG_REC_SYNC:
 			if (h.len)
 				ret = ferr_set(e, -EPROTO, "SYNC record with a payload");
-			else if ((ret = mig_reply(reply_fd, MIG_REPLY_SYNC, NULL, 0)) < 0)
+			else if ((ret = mig_reply(&reply, MIG_REPLY_SYNC, NULL, 0)) < 0)
 				ferr_errno(e, ret, "cannot answer the source");
 			break;
 		case RX_PAGES << 8 | MIG_REC_SWITCHOVER:

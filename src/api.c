@@ -24,7 +24,12 @@
  *   request    arguments             legal in                 result
  *   status     -                     any                      name, state, uptime_s,
  *                                                             vcpus, memory_bytes, pid,
- *                                                             version, devices[]
+ *                                                             version, devices[],
+ *                                                             privileges
+ *              privileges: {"user": NAME|null, "uid": N, "group": NAME|null,
+ *              "gid": N, "capabilities": [effective ones, e.g. "net_admin";
+ *              [] once dropped], "no_new_privs": bool, "chroot": DIR|null}
+ *              (src/privs.c: ferry drops them after start-up).
  *   stats      -                     any                      see src/stats.c: vcpus[]
  *                                                             (exits by reason, guest_ns,
  *                                                             vmm_ns), devices, buses,
@@ -36,9 +41,11 @@
  *              presses the ACPI power button (a paused guest is resumed to
  *              see it); if the guest is still running after the timeout,
  *              ferry stops it (exit status 4).
- *   stop       -                     running, paused,         state
- *                                    shutting-down
+ *   stop       -                     incoming, running,       state
+ *                                    paused, shutting-down
  *              stops at once, like pulling the plug (exit status 4).
+ *              While incoming it cancels the migration (the source keeps
+ *              its VM) and no guest code runs here.
  *   subscribe  -                     any                      state
  *              from now on this connection also receives event lines.
  *
@@ -70,10 +77,23 @@
  *              remaining_pages, bytes, pages, zero_pages, bandwidth_bps,
  *              dirty_rate_bps, expected_downtime_ms, throttle_pct, stalled,
  *              rounds, total_ms, downtime_ms, dest_load_ms, to
+ *              While incoming (the destination): status "incoming", phase
+ *              (waiting, receiving, loading, loaded, failed), error (when
+ *              failed), bytes, pages, zero_pages received so far, total_ms
+ *              since it began waiting, incoming (the --incoming address, or
+ *              file:PATH for --restore).
  *   migrate-cancel -                 running          the migrate-status result
  *              stops a migration before its switchover; the VM keeps
  *              running here.  "refused" when none runs or it is switching
  *              over.
+ *
+ * States: starting, incoming, running, paused, shutting-down, stopped.
+ *   "incoming": ferry run --incoming (or --restore) is waiting for, receiving
+ *   or loading the VM; the control socket answers all along.  Only status,
+ *   stats, subscribe, migrate-status and stop are legal; everything else is
+ *   "refused" with a message saying the VM is incoming.  Once the VM is
+ *   loaded and acknowledged it becomes "running" (a state event); a refused
+ *   or broken stream ends ferry with exit status 1, a stop with 4.
  *
  * Error codes
  *   parse_error       the line is not JSON, or not a JSON object
@@ -130,12 +150,13 @@
 #include "ferry/loop.h"
 #include "ferry/migrate.h"
 #include "ferry/notify.h"
+#include "ferry/privs.h"
 #include "ferry/stats.h"
 #include "ferry/util.h"
 #include "ferry/vmm.h"
 
 #define ST(s) (1u << (s))
-#define ST_ANY (ST(VMM_STARTING) | ST(VMM_RUNNING) | ST(VMM_PAUSED) | \
+#define ST_ANY (ST(VMM_STARTING) | ST(VMM_INCOMING) | ST(VMM_RUNNING) | ST(VMM_PAUSED) | \
 		ST(VMM_SHUTTING_DOWN) | ST(VMM_STOPPED))
 
 /* One request being handled. */
@@ -214,7 +235,11 @@ static int api_action_done(struct api_call *c, const char *what, int ret)
 static int api_req_status(struct api_call *c)
 {
 	c->result = c->ops->status(c->opaque);
-	return c->result ? 0 : api_fail(c, "failed", "cannot build the status");
+	if (!c->result)
+		return api_fail(c, "failed", "cannot build the status");
+	/* The process's own privileges, whoever asks (src/privs.c). */
+	json_object_object_add(c->result, "privileges", privs_status_json());
+	return 0;
 }
 
 static int api_req_stats(struct api_call *c)
@@ -381,7 +406,8 @@ static const struct api_request api_requests[] = {
 	{ "pause", ST(VMM_RUNNING), { NULL }, api_req_pause },
 	{ "resume", ST(VMM_PAUSED), { NULL }, api_req_resume },
 	{ "shutdown", ST(VMM_RUNNING) | ST(VMM_PAUSED), { "timeout", NULL }, api_req_shutdown },
-	{ "stop", ST(VMM_RUNNING) | ST(VMM_PAUSED) | ST(VMM_SHUTTING_DOWN), { NULL }, api_req_stop },
+	{ "stop", ST(VMM_INCOMING) | ST(VMM_RUNNING) | ST(VMM_PAUSED) | ST(VMM_SHUTTING_DOWN),
+	  { NULL }, api_req_stop },
 	{ "subscribe", ST_ANY, { NULL }, api_req_subscribe },
 	{ "migrate", ST(VMM_RUNNING),
 	  { "to", "max_downtime_ms", "max_bandwidth", "timeout_s", "auto_converge", NULL },
@@ -443,8 +469,10 @@ static void api_dispatch(struct api_call *c)
 	state = c->ops->state(c->opaque);
 	if (!(r->states & ST(state))) {
 		api_states_text(r->states, legal, sizeof(legal));
-		api_fail(c, "refused", "%s is not possible while the VM is %s (only when %s)",
-			 r->name, vmm_state_name(state), legal);
+		api_fail(c, "refused", "%s is not possible while the VM is %s%s (only when %s)",
+			 r->name, vmm_state_name(state),
+			 state == VMM_INCOMING ? ", waiting for or receiving a migration" : "",
+			 legal);
 		return;
 	}
 	r->fn(c);
@@ -551,7 +579,14 @@ static struct json_object *api_vmm_stats(void *o) { return stats_build(o); }
 static int api_vmm_migrate(void *o, const char *uri, const struct mig_params *p,
 			   struct ferr *e) { return mig_start(o, uri, p, e); }
 static int api_vmm_migrate_cancel(void *o) { return mig_cancel(o); }
-static struct json_object *api_vmm_migrate_status(void *o) { return mig_status_json(o); }
+/* The destination reports what it received; once running, what it sent. */
+static struct json_object *api_vmm_migrate_status(void *o)
+{
+	struct vmm *m = o;
+
+	return m->state == VMM_INCOMING && m->mig_in ? mig_incoming_status_json(m) :
+						       mig_status_json(m);
+}
 
 static const struct api_ops api_vmm_ops = {
 	.state = api_vmm_state,

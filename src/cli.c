@@ -8,6 +8,8 @@
 #include "ferry/cli.h"
 #include "ferry/ctl.h"
 #include "ferry/migrate.h"
+#include "ferry/privs.h"
+#include "ferry/seccomp.h"
 #include "ferry/util.h"
 #include "ferry/virtio_dev.h"
 
@@ -250,6 +252,70 @@ static int set_transport(struct vm_config *cfg, const char *val, struct ferr *e)
 	return 0;
 }
 
+/* Least privilege (src/privs.c): checked here, looked up at the drop. */
+static int set_user(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	char user[PRIVS_NAME_MAX], group[PRIVS_NAME_MAX];
+
+	if (privs_parse_user(val, user, group, e) < 0)
+		return -EINVAL;
+	cfg->user = val;
+	return 0;
+}
+
+static int set_chroot(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	if (val[0] != '/')
+		return ferr_set(e, -EINVAL, "--chroot: '%s' is not an absolute path", val);
+	cfg->chroot_dir = val;
+	return 0;
+}
+
+static int set_allow_root(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	return set_on_off("allow-root", val, &cfg->allow_root, e);
+}
+
+/* The migration channel (migrate/tls.c loads and checks the files). */
+static int set_tls_file(const char *flag, const char *val, const char **out, struct ferr *e)
+{
+	if (!*val)
+		return ferr_set(e, -EINVAL, "--%s: empty path", flag);
+	*out = val;
+	return 0;
+}
+
+static int set_tls_psk(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	return set_tls_file("tls-psk", val, &cfg->tls_psk, e);
+}
+
+static int set_tls_cert(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	return set_tls_file("tls-cert", val, &cfg->tls_cert, e);
+}
+
+static int set_tls_key(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	return set_tls_file("tls-key", val, &cfg->tls_key, e);
+}
+
+static int set_tls_ca(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	return set_tls_file("tls-ca", val, &cfg->tls_ca, e);
+}
+
+static int set_insecure(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	return set_on_off("insecure", val, &cfg->insecure, e);
+}
+
+/* System call filters (src/seccomp.c). */
+static int set_seccomp(struct vm_config *cfg, const char *val, struct ferr *e)
+{
+	return seccomp_parse_mode(val, &cfg->seccomp, e);
+}
+
 static const struct cli_opt run_opts[] = {
 	{ "kernel", "PATH", "kernel to boot: ELF (PVH or vmlinux) or bzImage (required)", set_kernel },
 	{ "initrd", "PATH", "initial ramdisk", set_initrd },
@@ -270,6 +336,15 @@ static const struct cli_opt run_opts[] = {
 	{ "metrics", "unix:PATH|file:PATH", "Prometheus text metrics on a socket or in a file", set_metrics },
 	{ "incoming", "tcp:ADDR:PORT", "wait for a migration (ferry migrate) instead of booting; give the source's machine flags", set_incoming },
 	{ "restore", "FILE", "start from a snapshot (ferry snapshot) instead of booting; give the snapshot's machine flags", set_restore },
+	{ "user", "USER[:GROUP]", "after start-up, run as USER (names or ids; groups: USER's, or only GROUP)", set_user },
+	{ "chroot", "DIR", "after start-up, confine ferry to DIR (later paths: --metrics file, snapshots, are inside it)", set_chroot },
+	{ "allow-root", NULL, "keep root's capabilities instead of dropping them (config file: allow-root = on)", set_allow_root },
+	{ "tls-psk", "FILE", "authenticate migrations with this pre-shared key (psktool's identity:hexkey, mode 0600); both ends", set_tls_psk },
+	{ "tls-cert", "FILE", "this end's X.509 certificate (PEM) for migrations; with --tls-key and --tls-ca", set_tls_cert },
+	{ "tls-key", "FILE", "the private key of --tls-cert (PEM, mode 0600)", set_tls_key },
+	{ "tls-ca", "FILE", "the CA that signs both ends' certificates (PEM)", set_tls_ca },
+	{ "insecure", NULL, "allow migrations in plain TCP, unauthenticated (logged): anyone who reaches --incoming can inject a VM", set_insecure },
+	{ "seccomp", "on|log|off", "system call filters per thread (default on; log: the kernel logs forbidden calls, ferry goes on)", set_seccomp },
 	{ "config", "FILE", "read settings from FILE ('memory = 1G' lines); flags override it", NULL },
 };
 

@@ -1,6 +1,7 @@
 /* Guest RAM: one host mapping split into guest-physical regions around the
  * 32-bit MMIO hole, and gm_ptr(), the only way devices reach guest memory. */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@ void gm_layout(uint64_t size, struct guest_mem *gm)
 
 	memset(gm, 0, sizeof(*gm));
 	gm->memfd = -1;
+	gm->pagemap_fd = -1;
 	gm->ram_size = size;
 	gm->regions[0] = (struct mem_region){ .gpa = 0, .size = low };
 	gm->nr_regions = 1;
@@ -78,6 +80,10 @@ int gm_init(struct guest_mem *gm, const struct gm_config *cfg, struct ferr *e)
 		off += gm->regions[i].size;
 	}
 	gm->memfd = fd;
+	/* A memfd page may exist without being mapped here: only anonymous
+	 * memory can be judged by its pagemap. */
+	if (fd < 0)
+		gm->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	return 0;
 }
 
@@ -87,8 +93,11 @@ void gm_destroy(struct guest_mem *gm)
 		munmap(gm->regions[0].hva, gm->ram_size);
 	if (gm->memfd >= 0)
 		close(gm->memfd);
+	if (gm->pagemap_fd >= 0)
+		close(gm->pagemap_fd);
 	memset(gm, 0, sizeof(*gm));
 	gm->memfd = -1;
+	gm->pagemap_fd = -1;
 }
 
 void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len)

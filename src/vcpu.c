@@ -14,6 +14,7 @@
 
 #include "ferry/log.h"
 #include "ferry/platform.h"
+#include "ferry/seccomp.h"
 #include "ferry/util.h"
 #include "ferry/vcpu.h"
 #include "ferry/vm.h"
@@ -383,6 +384,7 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	seccomp_enter(SECCOMP_ROLE_VCPU);
 
 	while (!vcpu_should_stop(v)) {
 		int ret;

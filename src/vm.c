@@ -253,7 +253,10 @@ static int vm_setup_virtio(struct vm *vm, struct ferr *e)
 			return ret;
 	}
 	for (unsigned int i = 0; i < cfg->nr_nets; i++) {
-		ret = vm_add_virtio(vm, virtio_net_create(&cfg->nets[i], vm->loop, e), "net", i, e);
+		struct net_config nc = cfg->nets[i];
+
+		nc.tap_at_load = cfg->incoming != NULL;
+		ret = vm_add_virtio(vm, virtio_net_create(&nc, vm->loop, e), "net", i, e);
 		if (ret < 0)
 			return ret;
 	}
@@ -336,6 +339,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct loop *loop,
 	pthread_cond_init(&vm->run_cond, NULL);
 	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->serial_fd = -1;
 	vm->mem.memfd = -1;
+	vm->mem.pagemap_fd = -1;
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
 

@@ -562,6 +562,11 @@ static const struct virtio_dev_ops blk_ops = {
 	.destroy = blk_dev_destroy,
 };
 
+static bool disk_is_iscsi(const char *path)
+{
+	return !strncmp(path, "iscsi://", 8);
+}
+
 struct virtio_dev *virtio_blk_create(const struct disk_config *cfg, struct loop *loop,
 				     struct ferr *e)
 {
@@ -594,8 +599,15 @@ struct virtio_dev *virtio_blk_create(const struct disk_config *cfg, struct loop 
 			slot_put(bq, &bq->slots[i]);
 		}
 	}
-	/* Later: "iscsi://" paths go to the libiscsi backend. */
-	blk->be = blk_file_open(cfg, loop, BLK_QUEUE_DEPTH * queues, e);
+	if (disk_is_iscsi(cfg->path)) {
+#ifdef HAVE_LIBISCSI
+		blk->be = blk_iscsi_open(cfg, loop, BLK_QUEUE_DEPTH * queues, e);
+#else
+		ferr_set(e, -ENOTSUP, "disk %s: this ferry was built without libiscsi", cfg->path);
+#endif
+	} else {
+		blk->be = blk_file_open(cfg, loop, BLK_QUEUE_DEPTH * queues, e);
+	}
 	if (!blk->be)
 		goto fail;
 	blk->capacity = blk->be->size / 512;
@@ -617,6 +629,64 @@ static int parse_on_off(const char *key, const char *val, bool *out, struct ferr
 		*out = false;
 	else
 		return ferr_set(e, -EINVAL, "--disk: %s=%s: expected on or off", key, val);
+	return 0;
+}
+
+/* ---- iscsi:// disks (virtio/blk_iscsi.c) ---- */
+
+static bool disk_iscsi_key(const char *key)
+{
+	return !strcmp(key, "password-file") || !strcmp(key, "initiator") ||
+	       !strcmp(key, "timeout") || !strcmp(key, "queue-depth") ||
+	       !strcmp(key, "reservation");
+}
+
+static int disk_parse_iscsi_kv(const char *key, const char *val, struct disk_config *c,
+			       struct ferr *e)
+{
+	uint64_t n;
+
+	if (!strcmp(key, "password-file")) {
+		if (!*val || strlen(val) >= sizeof(c->iscsi_password_file))
+			return ferr_set(e, -EINVAL, "--disk: password-file= must be a path");
+		strcpy(c->iscsi_password_file, val);
+	} else if (!strcmp(key, "initiator")) {
+		if (strncmp(val, "iqn.", 4) && strncmp(val, "eui.", 4) && strncmp(val, "naa.", 4))
+			return ferr_set(e, -EINVAL, "--disk: initiator=%s: expected an iqn./eui./naa. name", val);
+		if (strlen(val) >= sizeof(c->iscsi_initiator))
+			return ferr_set(e, -EINVAL, "--disk: initiator=: at most %zu bytes",
+					sizeof(c->iscsi_initiator) - 1);
+		for (const char *p = val; *p; p++)
+			if (*p <= ' ' || *p > '~')
+				return ferr_set(e, -EINVAL, "--disk: initiator= must be printable ASCII without spaces");
+		strcpy(c->iscsi_initiator, val);
+	} else if (!strcmp(key, "timeout")) {
+		if (parse_uint(val, 0, 86400, &n))
+			return ferr_set(e, -EINVAL, "--disk: timeout=%s: expected seconds, 0 (wait forever) to 86400",
+					val);
+		c->iscsi_timeout_s = (unsigned int)n;
+	} else if (!strcmp(key, "queue-depth")) {
+		if (parse_uint(val, 1, BLK_QUEUE_DEPTH, &n))
+			return ferr_set(e, -EINVAL, "--disk: queue-depth=%s: expected 1 to %d", val,
+					BLK_QUEUE_DEPTH);
+		c->iscsi_queue_depth = (unsigned int)n;
+	} else {
+		/* Stored only: the fencing itself lands next. */
+		c->reservation_set = true;
+		return parse_on_off(key, val, &c->reservation, e);
+	}
+	return 0;
+}
+
+/* Keys that belong to the other kind of disk are errors, not no-ops. */
+static int disk_check_kind(const struct disk_config *c, bool file_keys, bool iscsi_keys,
+			   struct ferr *e)
+{
+	if (disk_is_iscsi(c->path) && file_keys)
+		return ferr_set(e, -EINVAL, "--disk: cache=, engine= and shared= apply to files, not to iscsi:// disks");
+	if (!disk_is_iscsi(c->path) && iscsi_keys)
+		return ferr_set(e, -EINVAL,
+				"--disk: password-file=, initiator=, timeout=, queue-depth= and reservation= apply to iscsi:// disks only");
 	return 0;
 }
 
@@ -665,9 +735,11 @@ static int disk_parse_kv(char *key, char *val, struct disk_config *c, struct fer
 			return ferr_set(e, -EINVAL, "--disk: queues=%s: expected 1 to %d", val,
 					VIRTIO_MAX_QUEUES);
 		c->queues = (unsigned int)n;
+	} else if (disk_iscsi_key(key)) {
+		return disk_parse_iscsi_kv(key, val, c, e);
 	} else {
 		return ferr_set(e, -EINVAL,
-				"--disk: unknown key '%s' (keys: path, readonly, cache, engine, serial, queues, shared)",
+				"--disk: unknown key '%s' (keys: path, readonly, cache, engine, serial, queues, shared; for iscsi:// also password-file, initiator, timeout, queue-depth, reservation)",
 				key);
 	}
 	return 0;
@@ -684,7 +756,7 @@ int disk_config_parse(const char *spec, struct disk_config *out, struct ferr *e)
 		.queues = 1,
 	};
 	char *copy, *field, *save = NULL;
-	bool first = true;
+	bool first = true, file_keys = false, iscsi_keys = false;
 	int ret = 0;
 
 	copy = strdup(spec ? spec : "");
@@ -702,6 +774,8 @@ int disk_config_parse(const char *spec, struct disk_config *out, struct ferr *e)
 			goto out;
 		}
 		*eq = '\0';
+		file_keys |= !strcmp(field, "cache") || !strcmp(field, "engine") || !strcmp(field, "shared");
+		iscsi_keys |= disk_iscsi_key(field);
 		ret = disk_parse_kv(field, eq + 1, &c, e);
 		if (ret)
 			goto out;
@@ -710,6 +784,9 @@ int disk_config_parse(const char *spec, struct disk_config *out, struct ferr *e)
 		ret = ferr_set(e, -EINVAL, "--disk: path=FILE is required");
 		goto out;
 	}
+	ret = disk_check_kind(&c, file_keys, iscsi_keys, e);
+	if (ret)
+		goto out;
 	/* Keep only the path: move it to the start of the buffer we own. */
 	memmove(copy, c.path, strlen(c.path) + 1);
 	c.path = copy;

@@ -14,6 +14,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <libfdt.h>
+
+#include "ferry/devices.h"
 #include "ferry/log.h"
 #include "ferry/loop.h"
 #include "ferry/util.h"
@@ -247,6 +250,59 @@ static void cons_reset(struct virtio_dev *d)
 	(void)c;
 }
 
+/* Migration.  Guest output is written out within a kick and input is
+ * copied within one, so nothing is ever in flight: quiescing only stops
+ * reading host input, which waits in pending (and moves with the state). */
+static int cons_quiesce(struct virtio_dev *d)
+{
+	struct console_dev *c = d->priv;
+
+	pthread_mutex_lock(&d->lock);
+	cons_set_reading(c, false);
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+static void cons_resume(struct virtio_dev *d)
+{
+	/* Deliver what is pending; reading resumes once it found room. */
+	cons_rx_flush(d->priv);
+}
+
+static int cons_save(struct virtio_dev *d, void *fdt)
+{
+	struct console_dev *c = d->priv;
+
+	return fdt_property(fdt, "pending-input", c->pending + c->pending_off,
+			    c->pending_len - c->pending_off) ? -ENOSPC : 0;
+}
+
+/* The source's pending input was typed before anything this side read
+ * from its own input: it goes first. */
+static int cons_load(struct virtio_dev *d, const void *fdt, int node, struct ferr *e)
+{
+	struct console_dev *c = d->priv;
+	const uint8_t *in;
+	size_t mine;
+	int len;
+
+	in = fdt_getprop(fdt, node, "pending-input", &len);
+	if (!in || len < 0 || len > CONS_PENDING)
+		return ferr_set(e, -EPROTO, "%s: virtio-console state missing or malformed (pending input of %d bytes, at most %d)",
+				d->name, in ? len : -1, CONS_PENDING);
+	mine = c->pending_len - c->pending_off;
+	if (mine > CONS_PENDING - (size_t)len) {
+		log_warn("%s: %zu bytes of input typed here before the migration are dropped (buffer full)",
+			 d->name, mine - (CONS_PENDING - (size_t)len));
+		mine = CONS_PENDING - (size_t)len;
+	}
+	memmove(c->pending + len, c->pending + c->pending_off, mine);
+	memcpy(c->pending, in, (size_t)len);
+	c->pending_off = 0;
+	c->pending_len = (size_t)len + mine;
+	return 0;
+}
+
 static void cons_destroy(struct virtio_dev *d)
 {
 	struct console_dev *c = d->priv;
@@ -266,6 +322,10 @@ static const struct virtio_dev_ops cons_ops = {
 	.queue_notify = cons_queue_notify,
 	.reset = cons_reset,
 	.destroy = cons_destroy,
+	.quiesce = cons_quiesce,
+	.resume = cons_resume,
+	.save = cons_save,
+	.load = cons_load,
 };
 
 /* A non-blocking view of @fd that leaves the shared fd's flags alone

@@ -12,6 +12,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <libfdt.h>
+
+#include "ferry/devices.h"
 #include "ferry/log.h"
 #include "ferry/loop.h"
 #include "ferry/platform.h"
@@ -434,11 +437,139 @@ static void mmio_requeue(struct virtio_dev *d, unsigned int q)
 	mmio_kick(d->transport, q);
 }
 
+/* ---- migration ----
+ * The registers the driver wrote (selectors, staged features, each queue's
+ * size, ready bit and ring addresses), the interrupt status and the config
+ * generation.  The register block's place and line follow from the device
+ * order on the command line: checked, since a different order would move
+ * the guest's device under it.  Per queue in "mmio-queues": num, ready,
+ * then desc, driver and device as 64-bit values (two cells each). */
+#define MMQ_WORDS 8
+
+static void mmio_put64(fdt32_t *w, uint64_t v)
+{
+	w[0] = cpu_to_fdt32((uint32_t)(v >> 32));
+	w[1] = cpu_to_fdt32((uint32_t)v);
+}
+
+static uint64_t mmio_get64(const fdt32_t *w)
+{
+	return (uint64_t)fdt32_ld(&w[0]) << 32 | fdt32_ld(&w[1]);
+}
+
+static int mmio_save(struct virtio_dev *d, void *fdt)
+{
+	struct virtio_mmio *m = d->transport;
+	fdt32_t q[VIRTIO_MAX_QUEUES * MMQ_WORDS];
+	int ret = 0;
+
+	pthread_mutex_lock(&d->lock);
+	for (unsigned int i = 0; i < d->num_queues; i++) {
+		fdt32_t *w = &q[i * MMQ_WORDS];
+
+		w[0] = cpu_to_fdt32(m->q[i].num);
+		w[1] = cpu_to_fdt32(d->vq_ready[i]);
+		mmio_put64(w + 2, m->q[i].desc);
+		mmio_put64(w + 4, m->q[i].driver);
+		mmio_put64(w + 6, m->q[i].device);
+	}
+	ret |= fdt_property_u64(fdt, "mmio-base", m->base);
+	ret |= fdt_property_u32(fdt, "mmio-gsi", m->gsi);
+	ret |= fdt_property_u32(fdt, "dev-feat-sel", m->dev_feat_sel);
+	ret |= fdt_property_u32(fdt, "drv-feat-sel", m->drv_feat_sel);
+	ret |= fdt_property_u32(fdt, "queue-sel", m->queue_sel);
+	ret |= fdt_property_u64(fdt, "staged-features", m->drv_features);
+	ret |= fdt_property_u32(fdt, "int-status", m->int_status);
+	ret |= fdt_property_u32(fdt, "config-generation", m->config_gen);
+	ret |= fdt_property(fdt, "mmio-queues", q, d->num_queues * MMQ_WORDS * sizeof(fdt32_t));
+	pthread_mutex_unlock(&d->lock);
+	return ret ? -ENOSPC : 0;
+}
+
+/* The queues, checked as the register writes would be; the ones the driver
+ * had made ready get their rings set up again. */
+static int mmio_load_queues(struct virtio_mmio *m, const fdt32_t *q, struct ferr *e)
+{
+	struct virtio_dev *d = m->d;
+
+	for (unsigned int i = 0; i < d->num_queues; i++) {
+		const fdt32_t *w = &q[i * MMQ_WORDS];
+		struct mmio_queue *mq = &m->q[i];
+		uint32_t num = fdt32_ld(&w[0]), ready = fdt32_ld(&w[1]);
+		int ret;
+
+		if (num > UINT16_MAX || ready > 1 ||
+		    (ready && (!num || (num & (num - 1)) || num > d->queue_max_size)))
+			return ferr_set(e, -EPROTO, "%s: virtio-mmio queue %u has size %u%s (at most %u here)",
+					d->name, i, num, ready ? " and is ready" : "",
+					d->queue_max_size);
+		mq->num = (uint16_t)num;
+		mq->desc = mmio_get64(w + 2);
+		mq->driver = mmio_get64(w + 4);
+		mq->device = mmio_get64(w + 6);
+		if (d->vq_ready[i])
+			vq_destroy(&d->vqs[i]);
+		d->vq_ready[i] = false;
+		if (!ready)
+			continue;
+		ret = vq_init(&d->vqs[i], d->gm, mq->num, mq->desc, mq->driver, mq->device,
+			      d->driver_features);
+		if (ret < 0) {
+			/* The source had failed the device already: so be it. */
+			if (d->status & VIRTIO_STATUS_NEEDS_RESET)
+				continue;
+			return ferr_set(e, -EPROTO, "%s: virtio-mmio queue %u's rings at 0x%" PRIx64
+					" are not in RAM", d->name, i, mq->desc);
+		}
+		d->vq_ready[i] = true;
+	}
+	return 0;
+}
+
+static int mmio_load(struct virtio_dev *d, const void *fdt, int node, struct ferr *e)
+{
+	struct virtio_mmio *m = d->transport;
+	const fdt64_t *base, *staged;
+	const fdt32_t *q;
+	int base_len, staged_len, q_len, ret;
+
+	base = fdt_getprop(fdt, node, "mmio-base", &base_len);
+	staged = fdt_getprop(fdt, node, "staged-features", &staged_len);
+	q = fdt_getprop(fdt, node, "mmio-queues", &q_len);
+	if (!base || base_len != 8 || !staged || staged_len != 8 || !q ||
+	    q_len != (int)(d->num_queues * MMQ_WORDS * sizeof(fdt32_t)))
+		return ferr_set(e, -EPROTO, "%s: virtio-mmio state missing or malformed (not a virtio-mmio device on the source?)",
+				d->name);
+	if (fdt64_ld(base) != m->base || dev_state_u32(fdt, node, "mmio-gsi", 0) != m->gsi)
+		return ferr_set(e, -EINVAL, "%s: the source has it at 0x%" PRIx64 " GSI %u, here it is at 0x%" PRIx64
+				" GSI %u (give the devices in the same order)", d->name,
+				(uint64_t)fdt64_ld(base), dev_state_u32(fdt, node, "mmio-gsi", 0),
+				m->base, m->gsi);
+
+	pthread_mutex_lock(&d->lock);
+	m->dev_feat_sel = dev_state_u32(fdt, node, "dev-feat-sel", 0);
+	m->drv_feat_sel = dev_state_u32(fdt, node, "drv-feat-sel", 0);
+	m->queue_sel = dev_state_u32(fdt, node, "queue-sel", 0);
+	m->drv_features = fdt64_ld(staged);
+	m->config_gen = dev_state_u32(fdt, node, "config-generation", 0);
+	/* Only the two defined causes; anything else would hold the line
+	 * up with nothing the driver can acknowledge. */
+	m->int_status = dev_state_u32(fdt, node, "int-status", 0) &
+			(MMIO_INT_VRING | MMIO_INT_CONFIG);
+	ret = mmio_load_queues(m, q, e);
+	if (ret == 0)
+		mmio_update_irq(m);
+	pthread_mutex_unlock(&d->lock);
+	return ret;
+}
+
 static const struct virtio_transport_ops mmio_transport_ops = {
 	.requeue = mmio_requeue,
 	.notify_queue = mmio_notify_queue,
 	.notify_config = mmio_notify_config,
 	.remove = mmio_remove,
+	.save = mmio_save,
+	.load = mmio_load,
 };
 
 int virtio_mmio_add(struct vm *vm, struct virtio_dev *d, struct ferr *e)

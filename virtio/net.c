@@ -88,7 +88,8 @@ static int net_pop(struct vq *vq, struct vq_elem *e)
 
 static bool net_queue_live(const struct virtio_dev *d, unsigned int q)
 {
-	return (d->status & VIRTIO_STATUS_DRIVER_OK) &&
+	/* Quiesced (migration): nothing may be popped until resume. */
+	return (d->status & VIRTIO_STATUS_DRIVER_OK) && !d->quiesced &&
 	       !(d->status & VIRTIO_STATUS_NEEDS_RESET) && q < d->num_queues && d->vq_ready[q];
 }
 
@@ -247,7 +248,7 @@ static void net_rx(struct net_pair *p)
 	net_poll(p, true);
 }
 
-static void net_on_tap(struct loop *l, int fd, uint32_t events, void *opaque)
+void net_on_tap(struct loop *l, int fd, uint32_t events, void *opaque)
 {
 	struct net_pair *p = opaque;
 
@@ -337,7 +338,7 @@ static void net_queue_notify(struct virtio_dev *d, unsigned int q)
 		net_rx(&n->pairs[q / 2]);
 }
 
-static unsigned int net_offloads(const struct virtio_dev *d)
+unsigned int net_offloads(const struct virtio_dev *d)
 {
 	unsigned int off = 0;
 
@@ -414,6 +415,10 @@ static const struct virtio_dev_ops net_ops = {
 	.queue_notify = net_queue_notify,
 	.reset = net_reset,
 	.destroy = net_destroy,
+	.quiesce = net_quiesce,
+	.resume = net_resume,
+	.save = net_save,
+	.load = net_load,
 };
 
 void virtio_net_announce(struct virtio_dev *d)
@@ -425,6 +430,10 @@ void virtio_net_announce(struct virtio_dev *d)
 	    virtio_has_feature(d, VIRTIO_NET_F_GUEST_ANNOUNCE) && d->t_ops) {
 		n->status |= NET_S_ANNOUNCE;
 		d->t_ops->notify_config(d);
+	} else {
+		/* A driver that cannot announce itself: ferry does, once,
+		 * so that switches learn the MAC's new port. */
+		net_send_rarp(n);
 	}
 	pthread_mutex_unlock(&d->lock);
 }
@@ -474,6 +483,13 @@ struct virtio_dev *virtio_net_create(const struct net_config *cfg, struct loop *
 	n = net_dev_alloc(cfg, e);
 	if (!n)
 		return NULL;
+	n->loop = loop;
+	if (cfg->tap_at_load) {
+		/* The source holds the tap until it quiesces: take it over
+		 * when its state arrives (net_load). */
+		n->tap_released = true;
+		return &n->dev;
+	}
 	ret = tap_open(cfg->tap, n->max_pairs, fds, e);
 	if (ret < 0) {
 		free(n);
@@ -497,6 +513,7 @@ struct virtio_dev *virtio_net_create(const struct net_config *cfg, struct loop *
 			return NULL;
 		}
 	}
+	net_tap_note_persistent(n);
 	return &n->dev;
 }
 

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ferry/loop.h"
 #include "ferry/tap.h"
 #include "ferry/virtio_dev.h"
 
@@ -87,6 +88,12 @@ struct net_dev {
 	uint64_t tx_frames, tx_bytes, tx_dropped;
 	uint64_t rx_frames, rx_bytes, rx_dropped;
 	uint64_t ctrl_cmds, ctrl_errors;
+	/* Migration (net_state.c): the tap's fds are closed, handed over to
+	 * the other ferry (or, on a destination, not taken yet); whether the
+	 * tap outlives its last fd (a hand-over needs that). */
+	bool tap_released;
+	bool tap_persistent;
+	bool tap_handover;      /* a live migration: let go at the quiesce */
 };
 
 /* A device without a tap (every pair's fd -1, TX frames counted, not
@@ -97,5 +104,17 @@ void net_tx_one(struct net_pair *p, const struct vq_elem *e);
 void net_ctrl(struct net_dev *n);
 void net_set_pairs(struct net_dev *n, unsigned int pairs);
 void net_default_mac(const char *tap, uint8_t mac[6]);
+void net_on_tap(struct loop *l, int fd, uint32_t events, void *opaque);
+unsigned int net_offloads(const struct virtio_dev *d);
+
+/* Migration (net_state.c): the device ops, and the tap taken over at the
+ * switchover. */
+int net_quiesce(struct virtio_dev *d);
+void net_resume(struct virtio_dev *d);
+int net_save(struct virtio_dev *d, void *fdt);
+int net_load(struct virtio_dev *d, const void *fdt, int node, struct ferr *e);
+int net_tap_attach(struct net_dev *n, struct ferr *e);
+void net_tap_note_persistent(struct net_dev *n);
+void net_send_rarp(struct net_dev *n);
 
 #endif

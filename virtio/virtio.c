@@ -200,9 +200,7 @@ int virtio_dev_load(struct virtio_dev *d, const void *fdt, int node, struct ferr
 		vq->signalled_valid = flags & VQ_STATE_SIGNALLED;
 		vq->broken = flags & VQ_STATE_BROKEN;
 	}
-	ret = d->ops->load ? d->ops->load(d, fdt, node) : 0;
+	ret = d->ops->load ? d->ops->load(d, fdt, node, e) : 0;
 	pthread_mutex_unlock(&d->lock);
-	if (ret < 0)
-		return ferr_errno(e, ret, "%s: device state", d->name);
-	return 0;
+	return ret < 0 ? ret : 0;
 }

@@ -13,6 +13,7 @@
 #define FERRY_BLK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -120,6 +121,47 @@ static inline void blk_destroy(struct blk_backend *b)
  * @queue_depth requests in flight.  NULL with @e filled on failure. */
 struct blk_backend *blk_file_open(const struct disk_config *cfg, struct loop *loop,
 				  unsigned int queue_depth, struct ferr *e);
+
+/* An iSCSI LUN through libiscsi (virtio/blk_iscsi.c): cfg->path is
+ * iscsi://[USER@]HOST[:PORT]/TARGET-IQN/LUN; logs in, probes the LUN and
+ * registers its socket on @loop.  NULL with @e filled on failure (target
+ * unreachable, log-in refused, no such LUN...).  Only with HAVE_LIBISCSI. */
+struct blk_backend *blk_iscsi_open(const struct disk_config *cfg, struct loop *loop,
+				   unsigned int queue_depth, struct ferr *e);
+
+/* Run @fn on the backend's libiscsi context and LUN, under its lock, while
+ * the session is logged in (for SCSI-3 persistent reservations: PERSISTENT
+ * RESERVE IN/OUT with the iscsi_*_sync calls).  -ENOTCONN while the session
+ * is down, -EINVAL if @b is not an iSCSI backend; else @fn's result. */
+struct iscsi_context;
+typedef int (*blk_iscsi_fn)(struct iscsi_context *ctx, int lun, void *opaque);
+int blk_iscsi_call(struct blk_backend *b, blk_iscsi_fn fn, void *opaque);
+
+/* The parts of an iscsi:// URL (virtio/blk_iscsi_url.c, pure). */
+struct blk_iscsi_url {
+	char user[256];                 /* CHAP name, "" for none */
+	char host[256];                 /* [v6] keeps its brackets */
+	uint16_t port;                  /* 3260 unless given */
+	char target[224];               /* IQN: at most 223 bytes */
+	unsigned int lun;
+	char portal[272];               /* "HOST:PORT" for libiscsi */
+};
+int blk_iscsi_parse_url(const char *url, struct blk_iscsi_url *u, struct ferr *e);
+
+/* password-file=PATH: line 1 the CHAP secret, optional line 2
+ * TARGET-USER:TARGET-SECRET for mutual CHAP.  Refused unless it is a
+ * regular file that only its owner may read (mode 600 or 400). */
+struct blk_iscsi_secret {
+	char secret[256];
+	char target_user[256];          /* "" without mutual CHAP */
+	char target_secret[256];
+};
+int blk_iscsi_read_secret(const char *path, struct blk_iscsi_secret *out, struct ferr *e);
+/* A SCSI status (and sense key, ASC/ASCQ as 0xAASS) as 0, -EAGAIN (retry:
+ * unit attention, busy...) or a negative errno.  Only with HAVE_LIBISCSI. */
+int blk_iscsi_status_errno(int status, int key, int ascq);
+/* "iqn.2026-11.org.ferry:HOSTNAME:PID", sanitised to IQN characters. */
+void blk_iscsi_default_initiator(char *buf, size_t size, const char *hostname, long pid);
 
 /* The backend behind a virtio-blk device (for tests and stats). */
 struct virtio_dev;

@@ -42,6 +42,10 @@ struct guest_mem {
 	int nr_regions;
 	uint64_t ram_size;
 	int memfd;              /* -1 unless backing is memfd */
+	/* /proc/self/pagemap, opened with the RAM (before privileges drop,
+	 * after which it can no longer be opened): migration skips pages
+	 * that were never touched.  -1 for a memfd or when unavailable. */
+	int pagemap_fd;
 	struct gm_dirty *dev_dirty;     /* NULL unless a migration runs */
 };
 

@@ -56,12 +56,24 @@ struct json_object *mig_status_json(struct vmm *m);
 /* Cancel and join a migration still running (the VM is going away). */
 void mig_destroy(struct vmm *m);
 
-/* Destination: listen on cfg->incoming, take one migration, load it into
- * the VM (created without a kernel, vCPUs not started), all checked.
- * cfg->incoming "file:PATH" (ferry run --restore) reads a snapshot file.
- * Then mig_incoming_ack() once the vCPUs can start. */
-int mig_incoming(struct vmm *m, struct ferr *e);
+/* Destination (incoming.c), in steps, all on the event loop thread:
+ * mig_incoming_open() listens on cfg->incoming (or opens the snapshot file
+ * of "file:PATH", ferry run --restore) early, before privileges drop;
+ * mig_incoming_start() runs the receive thread, which takes one migration
+ * and loads it into the VM (created without a kernel, vCPUs not started),
+ * all checked, then calls @done on the event loop (ret 0, or the reason in
+ * @why); mig_incoming_ack() once the vCPUs can start.  Until @done, the
+ * receive thread owns guest RAM, vCPU and device state (incoming.c).
+ * mig_incoming_destroy() cancels a receive still under way, joins the
+ * thread and frees everything; harmless when there is none. */
+typedef void (*mig_incoming_done_fn)(struct vmm *m, int ret, const char *why);
+int mig_incoming_open(struct vmm *m, struct ferr *e);
+int mig_incoming_start(struct vmm *m, mig_incoming_done_fn done, struct ferr *e);
 int mig_incoming_ack(struct vmm *m, struct ferr *e);
+void mig_incoming_destroy(struct vmm *m);
+/* The destination's "migrate-status" while incoming: phase (waiting,
+ * receiving, loading, loaded, failed), bytes, pages, zero_pages. */
+struct json_object *mig_incoming_status_json(struct vmm *m);
 
 /* "tcp:HOST:PORT": 0, or -EINVAL with the reason in @e. */
 int mig_parse_uri(const char *uri, char *host, size_t host_len, char *port,
@@ -108,8 +120,16 @@ uint32_t mig_crc32c(uint32_t crc, const void *buf, size_t len);
 /* The same while copying: one pass over the source. */
 uint32_t mig_crc32c_copy(uint32_t crc, void *dst, const void *src, size_t len);
 
-struct mig_writer {
+/* A migration connection: the socket (or a snapshot file), and the TLS
+ * session over it when the channel is authenticated (mig_tls.h). */
+struct mig_tls_sess;
+struct mig_chan {
 	int fd;
+	struct mig_tls_sess *tls;       /* NULL: plain */
+};
+
+struct mig_writer {
+	struct mig_chan ch;             /* set ch.tls after init for TLS */
 	uint32_t crc;                   /* since the last section record */
 	uint8_t *buf;
 	size_t len, cap;
@@ -132,7 +152,7 @@ int mig_put_section(struct mig_writer *w);
 int mig_flush(struct mig_writer *w);
 
 struct mig_reader {
-	int fd;
+	struct mig_chan ch;             /* set ch.tls after init for TLS */
 	uint32_t crc;
 	uint8_t *buf;
 	size_t off, len, cap;
@@ -153,20 +173,24 @@ struct mig_sink {
 	void (*switchover)(void *opaque);
 	/* Check and load the state; nothing has run yet. */
 	int (*state)(void *opaque, const void *fdt, uint32_t len, struct ferr *e);
+	/* Optional: a RAM record of @npages went in (@zero: as a flag);
+	 * @bytes: the stream so far.  For progress reports. */
+	void (*progress)(void *opaque, uint64_t bytes, uint32_t npages, bool zero);
 	void *opaque;
 };
 
 /* The destination's state machine (stream.c's header comment): read the
  * stream from @r until a valid end marker; replies go to @reply_fd (-1:
- * none, a snapshot file).
+ * none, a snapshot file), through @r's TLS session when it is @r's socket.
  * 0 when everything arrived and checked out; else the reason in @e (the
  * caller sends it back with mig_reply_error). */
 int mig_receive(struct mig_reader *r, int reply_fd, const struct mig_sink *s,
 		struct ferr *e);
-int mig_reply(int fd, uint32_t type, const void *payload, uint32_t len);
+/* @ch NULL or ch->fd < 0: nobody to answer, returns 0. */
+int mig_reply(const struct mig_chan *ch, uint32_t type, const void *payload, uint32_t len);
 /* The source waits for a reply: READY/DONE (payload into @buf) or ERROR
  * (the message in @e, returns -EREMOTEIO).  -ETIMEDOUT after @timeout_ms. */
-int mig_wait_reply(int fd, uint32_t want, void *buf, uint32_t len,
+int mig_wait_reply(const struct mig_chan *ch, uint32_t want, void *buf, uint32_t len,
 		   unsigned int timeout_ms, struct ferr *e);
 
 /* ---- state (state.c) ---- */

@@ -71,11 +71,12 @@ struct virtio_dev_ops {
 	 *   or, on the destination, once the loaded VM runs; the transport
 	 *   then looks at every queue once.
 	 * save/load (lock held, optional): device state beyond the queues
-	 *   and the transport, as properties of the device's node. */
+	 *   and the transport, as properties of the device's node; load
+	 *   checks every value and says in @e what was wrong. */
 	int (*quiesce)(struct virtio_dev *d);
 	void (*resume)(struct virtio_dev *d);
 	int (*save)(struct virtio_dev *d, void *fdt);
-	int (*load)(struct virtio_dev *d, const void *fdt, int node);
+	int (*load)(struct virtio_dev *d, const void *fdt, int node, struct ferr *e);
 };
 
 struct virtio_transport_ops {
@@ -178,6 +179,10 @@ struct virtio_dev *virtio_net_create(const struct net_config *cfg, struct loop *
 /* Ask the guest to announce itself (gratuitous ARP) after migration:
  * STATUS.ANNOUNCE and a config interrupt, if it negotiated GUEST_ANNOUNCE. */
 void virtio_net_announce(struct virtio_dev *d);
+/* Before a migration (@live) or a snapshot: a live migration moves the
+ * NIC's tap by name, closing it here at the quiesce, so the tap must be
+ * persistent (else -ENOTSUP with the reason in @e). */
+int virtio_net_migrate_prepare(struct virtio_dev *d, bool live, struct ferr *e);
 /* hvc0: guest output to @out_fd, host input read from @in_fd (-1: none)
  * on @loop. */
 struct virtio_dev *virtio_console_create(int in_fd, int out_fd, struct loop *loop,

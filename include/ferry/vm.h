@@ -38,6 +38,18 @@ struct disk_config {
 	enum blk_engine engine;
 	char serial[21];           /* VIRTIO_BLK_ID_BYTES + NUL */
 	unsigned int queues;
+	/* iscsi://[USER@]HOST[:PORT]/TARGET-IQN/LUN paths (virtio/blk_iscsi.c):
+	 * [,password-file=PATH][,initiator=IQN][,timeout=S][,queue-depth=N]
+	 * [,reservation=on|off] */
+	char iscsi_password_file[4096];  /* "" for none */
+	char iscsi_initiator[224];     /* "" for the per-process default */
+	unsigned int iscsi_timeout_s;  /* 0: requests wait for the target forever */
+	unsigned int iscsi_queue_depth; /* commands at the target, 0: default */
+	/* SCSI-3 persistent-reservation fencing: parsed and stored here; the
+	 * fencing itself (register, reserve, preempt at migration) lands
+	 * next.  reservation_set: given explicitly (else the default applies). */
+	bool reservation;
+	bool reservation_set;
 };
 
 /* --net tap=NAME[,mac=MAC][,queues=N] */
@@ -46,6 +58,9 @@ struct net_config {
 	uint8_t mac[6];
 	bool has_mac;
 	unsigned int queues;
+	/* Set by vm.c for --incoming/--restore: the tap is opened when the
+	 * device's state is loaded, once the source has let go of it. */
+	bool tap_at_load;
 };
 
 #define VM_MAX_DISKS 8

@@ -11,6 +11,8 @@
 
 enum vmm_state {
 	VMM_STARTING,        /* building the machine */
+	VMM_INCOMING,        /* --incoming/--restore: waiting for, receiving or
+			      * loading the VM; it runs once that is done */
 	VMM_RUNNING,
 	VMM_PAUSED,
 	VMM_SHUTTING_DOWN,   /* power button pressed, waiting for the guest */
@@ -23,6 +25,7 @@ struct api;
 struct metrics;
 struct mig;
 struct mig_in;
+struct mig_tls;
 
 struct vmm {
 	const struct vm_config *cfg;
@@ -37,6 +40,7 @@ struct vmm {
 	struct metrics *metrics;
 	struct mig *mig;                  /* the last outgoing migration */
 	struct mig_in *mig_in;            /* an incoming one, until acked */
+	struct mig_tls *mig_tls;          /* migration credentials; NULL: plain TCP */
 };
 
 /* Build, run and tear down the VM; returns ferry's exit status. */

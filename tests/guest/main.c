@@ -293,6 +293,8 @@ static const struct {
 	{ "virtio-bad", cmd_virtio_bad },
 	{ "blkloop", cmd_blkloop },
 	{ "rngloop", cmd_rngloop },
+	{ "netloop", cmd_netloop },
+	{ "consoleloop", cmd_consoleloop },
 };
 
 /* Spin (the halt path needs the timer) up to 500 ms for two ticks. */

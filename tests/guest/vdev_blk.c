@@ -3,7 +3,7 @@
  * one, FLUSH, GET_ID, DISCARD, WRITE_ZEROES, a read past the end; or with
  * testguest.blk=ro, the read-only behaviour; with testguest.blk=ioerr, a
  * write the host cannot store) and `blkbench:<mode>`
- * (rand4k-qd1, rand4k-qd32, seq1m: reads for 3 s, used ring polled). */
+ * (rand4k-qd1, rand4k-qd32, seq128k, seq1m: reads for 3 s, used ring polled). */
 #include "virtio.h"
 
 #define NOINIT __attribute__((section(".bss.noinit")))
@@ -322,10 +322,12 @@ void cmd_blkbench(const char *mode)
 		qd = 1, len = 4096, random = true;
 	else if (!strcmp(mode, "rand4k-qd32"))
 		qd = 32, len = 4096, random = true;
+	else if (!strcmp(mode, "seq128k"))
+		qd = 4, len = 128u << 10, random = false;
 	else if (!strcmp(mode, "seq1m"))
 		qd = 4, len = 1u << 20, random = false;
 	else {
-		test_report(name, "unknown mode (rand4k-qd1, rand4k-qd32, seq1m)");
+		test_report(name, "unknown mode (rand4k-qd1, rand4k-qd32, seq128k, seq1m)");
 		return;
 	}
 	if ((why = blk_open(&d, VDEV_POLL, &cap)))

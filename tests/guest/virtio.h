@@ -172,6 +172,8 @@ void cmd_netbench(void);
 void cmd_virtio_bad(void);
 void cmd_blkloop(void);                             /* vdev_loop.c */
 void cmd_rngloop(void);
+void cmd_netloop(void);                             /* vdev_migloop.c */
+void cmd_consoleloop(void);
 void test_report(const char *name, const char *why);
 const char *test_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -163,19 +163,19 @@ TEST(id_echo)
 }
 
 /* The documented table: request x state -> legal.  Order of states:
- * starting, running, paused, shutting-down, stopped. */
+ * starting, incoming, running, paused, shutting-down, stopped. */
 static const struct {
 	const char *line;
-	bool legal[5];
+	bool legal[6];
 	bool acts;                      /* calls the VMM */
 } legality[] = {
-	{ "{\"request\":\"status\"}", { 1, 1, 1, 1, 1 }, false },
-	{ "{\"request\":\"stats\"}", { 1, 1, 1, 1, 1 }, false },
-	{ "{\"request\":\"subscribe\"}", { 1, 1, 1, 1, 1 }, false },
-	{ "{\"request\":\"pause\"}", { 0, 1, 0, 0, 0 }, true },
-	{ "{\"request\":\"resume\"}", { 0, 0, 1, 0, 0 }, true },
-	{ "{\"request\":\"shutdown\"}", { 0, 1, 1, 0, 0 }, true },
-	{ "{\"request\":\"stop\"}", { 0, 1, 1, 1, 0 }, true },
+	{ "{\"request\":\"status\"}", { 1, 1, 1, 1, 1, 1 }, false },
+	{ "{\"request\":\"stats\"}", { 1, 1, 1, 1, 1, 1 }, false },
+	{ "{\"request\":\"subscribe\"}", { 1, 1, 1, 1, 1, 1 }, false },
+	{ "{\"request\":\"pause\"}", { 0, 0, 1, 0, 0, 0 }, true },
+	{ "{\"request\":\"resume\"}", { 0, 0, 0, 1, 0, 0 }, true },
+	{ "{\"request\":\"shutdown\"}", { 0, 0, 1, 1, 0, 0 }, true },
+	{ "{\"request\":\"stop\"}", { 0, 1, 1, 1, 1, 0 }, true },
 };
 
 TEST(legality)
@@ -202,6 +202,34 @@ TEST(legality)
 			}
 		}
 	}
+}
+
+/* While a migration comes in, what would act on the VM is refused, and
+ * the message says why. */
+TEST(incoming_refusals)
+{
+	static const char *const lines[] = {
+		"{\"request\":\"pause\"}",
+		"{\"request\":\"resume\"}",
+		"{\"request\":\"shutdown\"}",
+		"{\"request\":\"migrate\",\"to\":\"tcp:127.0.0.1:1\"}",
+		"{\"request\":\"snapshot\",\"to\":\"/nonexistent/x\"}",
+		"{\"request\":\"migrate-cancel\"}",
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(lines); i++) {
+		const char *msg;
+
+		reset(VMM_INCOMING);
+		CHECK_STR(send_line(lines[i]), "refused");
+		CHECK_EQ(fk.calls, 0);
+		msg = json_object_get_string(json_object_object_get(
+			json_object_object_get(reply, "error"), "message"));
+		CHECK(msg && strstr(msg, "incoming") && strstr(msg, "migration"));
+	}
+	reset(VMM_INCOMING);
+	CHECK_STR(send_line("{\"request\":\"stop\"}"), "ok");
+	CHECK_EQ(fk.calls, 1);
 }
 
 TEST(pause_twice)
@@ -263,6 +291,7 @@ int main(void)
 	RUN(oversized);
 	RUN(id_echo);
 	RUN(legality);
+	RUN(incoming_refusals);
 	RUN(pause_twice);
 	RUN(action_errors);
 	RUN(shutdown_timeout);

@@ -1,0 +1,85 @@
+/* Private to the iSCSI backend (virtio/blk_iscsi.c: I/O and sessions;
+ * virtio/blk_iscsi_open.c: log-in and LUN probing at start-up). */
+#ifndef FERRY_VIRTIO_BLK_ISCSI_H
+#define FERRY_VIRTIO_BLK_ISCSI_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <iscsi/iscsi.h>
+#include <iscsi/scsi-lowlevel.h>
+
+#include "ferry/blk.h"
+
+#define ISC_DEFAULT_QD  128             /* commands at the target */
+#define ISC_TICK_MS     200             /* NOPs, timeout=, reconnect tries */
+#define ISC_BACKOFF_MIN 100             /* ms between log-in tries ... */
+#define ISC_BACKOFF_MAX 5000            /* ... doubling up to this */
+#define ISC_LOGIN_MS    10000           /* a log-in try taking longer is dropped */
+#define ISC_RETRIES     32              /* reissues per command (UA, BUSY, drops) */
+#define ISC_DRAIN_DOWN_MS 10000         /* drain: wait this long for a lost target */
+
+struct blk_iscsi;
+
+struct isc_cmd {
+	struct blk_req *req;
+	struct blk_iscsi *s;
+	struct scsi_task *task;         /* at the target; ours to free */
+	uint64_t start_ns;              /* first submit: timeout= counts from here */
+	unsigned int retries;
+	bool cancelling;                /* timeout= cancelled it */
+	struct unmap_list um;
+	struct isc_cmd *next;           /* free or pending list */
+};
+
+struct blk_iscsi {
+	struct blk_backend b;
+	struct loop *loop;
+	struct blk_iscsi_url url;
+	struct blk_iscsi_secret secret;
+	char initiator[224];
+	uint64_t timeout_ns;            /* 0: wait forever */
+	unsigned int max_qd;
+	uint64_t max_xfer;              /* bytes per READ/WRITE, 0: no limit */
+	uint32_t max_unmap, max_ws;     /* blocks per command, 0: no limit */
+	bool ws_unmap;                  /* WRITE SAME may deallocate */
+
+	pthread_mutex_t lock;
+	struct iscsi_context *ctx;      /* NULL between log-in tries */
+	bool up;                        /* logged in: commands may go */
+	bool dead;                      /* ctx's session failed: replace it */
+	bool reported_down;             /* "session lost" logged, not yet back */
+	uint64_t login_start_ns, next_try_ns;
+	unsigned int backoff_ms;
+	int fd;                         /* on the loop, -1 none */
+	bool fd_stale;                  /* fd's socket closed off the loop */
+	uint32_t events;
+	int efd, tfd;
+	bool efd_on, tfd_on;
+	pthread_t loop_thread;
+	bool loop_thread_known;
+
+	struct isc_cmd *cmds, *free_cmds;
+	struct isc_cmd *pending, **pending_tail;
+	unsigned int nr_cmds, at_target, outstanding;
+	struct blk_req *done, **done_tail;
+};
+
+extern const struct blk_backend_ops isc_ops;
+
+/* libiscsi's last error, without its trailing newline. */
+const char *isc_error(struct iscsi_context *ctx);
+/* A context with our initiator name, a fresh ISID, the target, CHAP and
+ * no automatic reconnect.  NULL with @e filled on failure. */
+struct iscsi_context *isc_ctx_new(struct blk_iscsi *s, struct ferr *e);
+/* Register s->ctx's socket for what libiscsi waits for (loop thread, or
+ * before the loop runs); s->lock held. */
+void isc_update_fd(struct blk_iscsi *s);
+/* Loop handlers: the eventfd (completions off the loop) and the timer. */
+void isc_efd_ready(struct loop *l, int fd, uint32_t events, void *opaque);
+void isc_tick(struct loop *l, int fd, uint32_t events, void *opaque);
+/* Log out if logged in, unregister, free (nothing in flight). */
+void isc_free(struct blk_iscsi *s);
+
+#endif
