@@ -1,17 +1,13 @@
 /* Block backend over a host file or block device: open + OFD lock + size,
- * and three engines that do the I/O: io_uring (liburing), Linux AIO (libaio)
- * and sync (plain syscalls on the loop thread, the fallback everywhere).
- *
- * Every engine finishes requests onto one "done" list and signals one
- * eventfd; the loop handler runs the callbacks.  f->lock serialises reaping,
- * because blk_drain() may reap from another thread (a vCPU resetting the
- * device) while the loop sleeps or waits for the device lock. */
+ * the backend ops, and the synchronous I/O paths.  Three engines do the
+ * I/O: io_uring (blk_uring.c), Linux AIO (blk_aio.c) and sync (plain
+ * syscalls on the loop thread, the fallback everywhere); blk_file.h says
+ * how they share the backend's state. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -21,56 +17,13 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* Absent only in the fuzz build (tests/fuzz/run.sh): no io_uring/AIO there. */
-#if __has_include("config.h")
-#include "config.h"
-#endif
-#include "ferry/blk.h"
 #include "ferry/log.h"
 #include "ferry/loop.h"
 #include "ferry/util.h"
-#include "ferry/vm.h"
 
-#ifdef HAVE_LIBURING
-#include <liburing.h>
-#endif
-#ifdef HAVE_LIBAIO
-#include <libaio.h>
-#endif
+#include "blk_file.h"
 
 #define ZERO_BUF_SIZE   (64 * 1024)
-
-struct blk_file {
-	struct blk_backend b;
-	enum blk_engine engine;
-	int fd;
-	bool locked;                    /* holds the OFD lock (not shared=on) */
-	int efd;                        /* completions */
-	struct loop *loop;
-	char *path;
-
-	pthread_mutex_t lock;
-	struct blk_req *done, **done_tail;      /* finished, callback pending */
-	unsigned int outstanding;       /* submitted, callback not yet run */
-	unsigned int in_kernel;         /* handed to the kernel, not reaped */
-	bool punch_ok, zero_range_ok;   /* cleared on the first EOPNOTSUPP */
-	void *zero_buf;                 /* lazily: write-zeroes fallback */
-
-#ifdef HAVE_LIBURING
-	struct io_uring ring;
-	bool ring_init;
-	bool ring_fallocate;            /* kernel has IORING_OP_FALLOCATE */
-	bool ring_fixed_file;           /* f->fd is registered as file 0 */
-#endif
-#ifdef HAVE_LIBAIO
-	io_context_t aio;
-	struct iocb *iocbs;             /* queue_depth of them */
-	struct iocb **free_iocbs;       /* stack */
-	unsigned int nr_free;
-	struct iocb **pending;          /* queued, not yet io_submit()ed */
-	unsigned int nr_pending;
-#endif
-};
 
 static struct blk_file *to_file(struct blk_backend *b)
 {
@@ -79,7 +32,7 @@ static struct blk_file *to_file(struct blk_backend *b)
 
 /* ---- helpers shared by the engines ------------------------------------- */
 
-static void signal_done(struct blk_file *f)
+void blk_file_signal_done(struct blk_file *f)
 {
 	uint64_t one = 1;
 
@@ -88,7 +41,7 @@ static void signal_done(struct blk_file *f)
 }
 
 /* With f->lock held. */
-static void finish(struct blk_file *f, struct blk_req *req, int ret)
+void blk_file_finish(struct blk_file *f, struct blk_req *req, int ret)
 {
 	req->ret = ret;
 	req->next = NULL;
@@ -126,7 +79,7 @@ static void iov_advance(struct blk_req *req, uint64_t n)
 /* The result of a READ/WRITE that moved @res bytes (or -errno).  A short
  * read means end of file (the file shrank under us): the rest reads as
  * zeroes.  A short write is an error: the disk is full. */
-static __attribute__((unused)) int rw_result(struct blk_req *req, int64_t res)
+int blk_file_rw_result(struct blk_req *req, int64_t res)
 {
 	if (res < 0)
 		return (int)res;
@@ -199,7 +152,7 @@ static int write_zeroes_by_writing(struct blk_file *f, uint64_t off, uint64_t le
 	return 0;
 }
 
-static bool unsupported(int ret)
+bool blk_file_unsupported(int ret)
 {
 	return ret == -EOPNOTSUPP || ret == -ENOTSUP || ret == -EINVAL || ret == -ENOSYS;
 }
@@ -213,7 +166,7 @@ static int sync_discard(struct blk_file *f, uint64_t off, uint64_t len)
 	if (!f->punch_ok)
 		return 0;
 	ret = sync_fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
-	if (unsupported(ret)) {
+	if (blk_file_unsupported(ret)) {
 		f->punch_ok = false;
 		return 0;
 	}
@@ -221,19 +174,19 @@ static int sync_discard(struct blk_file *f, uint64_t off, uint64_t len)
 }
 
 /* ZERO_RANGE, else PUNCH_HOLE (holes read as zeroes), else write zeroes. */
-static int sync_write_zeroes(struct blk_file *f, uint64_t off, uint64_t len, bool unmap)
+int blk_file_sync_write_zeroes(struct blk_file *f, uint64_t off, uint64_t len, bool unmap)
 {
 	int ret;
 
 	if (f->zero_range_ok && !(unmap && f->punch_ok)) {
 		ret = sync_fallocate(f, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off, len);
-		if (!unsupported(ret))
+		if (!blk_file_unsupported(ret))
 			return ret;
 		f->zero_range_ok = false;
 	}
 	if (f->punch_ok) {
 		ret = sync_fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
-		if (!unsupported(ret))
+		if (!blk_file_unsupported(ret))
 			return ret;
 		f->punch_ok = false;
 	}
@@ -241,7 +194,7 @@ static int sync_write_zeroes(struct blk_file *f, uint64_t off, uint64_t len, boo
 }
 
 /* Any op, done here and now. */
-static int sync_do(struct blk_file *f, struct blk_req *req)
+int blk_file_sync_do(struct blk_file *f, struct blk_req *req)
 {
 	switch (req->op) {
 	case BLK_OP_READ:
@@ -252,273 +205,10 @@ static int sync_do(struct blk_file *f, struct blk_req *req)
 	case BLK_OP_DISCARD:
 		return sync_discard(f, req->offset, req->len);
 	case BLK_OP_WRITE_ZEROES:
-		return sync_write_zeroes(f, req->offset, req->len, req->flags & BLK_REQ_UNMAP);
+		return blk_file_sync_write_zeroes(f, req->offset, req->len, req->flags & BLK_REQ_UNMAP);
 	}
 	return -EINVAL;
 }
-
-/* ---- io_uring ----------------------------------------------------------- */
-
-#ifdef HAVE_LIBURING
-static int uring_setup(struct blk_file *f, struct ferr *e)
-{
-	struct io_uring_probe *probe;
-	int ret;
-
-	/* COOP_TASKRUN: completions are posted when the loop thread next
-	 * enters the kernel (it polls epoll, or the eventfd wakes it) instead
-	 * of by an IPI that interrupts it.  Not SINGLE_ISSUER: blk_drain()
-	 * may submit from a vCPU thread.  Kernels before 5.19 lack the flag. */
-	ret = io_uring_queue_init(f->b.queue_depth, &f->ring, IORING_SETUP_COOP_TASKRUN);
-	if (ret == -EINVAL)
-		ret = io_uring_queue_init(f->b.queue_depth, &f->ring, 0);
-	if (ret < 0)
-		return ferr_errno(e, ret, "disk %s: engine=io_uring: cannot set up a ring (try engine=aio or engine=sync)",
-				  f->path);
-	f->ring_init = true;
-	ret = io_uring_register_eventfd(&f->ring, f->efd);
-	if (ret < 0)
-		return ferr_errno(e, ret, "disk %s: engine=io_uring: cannot register the completion eventfd",
-				  f->path);
-	/* A registered file spares the kernel a file lookup and reference
-	 * per request; without it, requests name f->fd. */
-	f->ring_fixed_file = io_uring_register_files(&f->ring, &f->fd, 1) == 0;
-	probe = io_uring_get_probe_ring(&f->ring);
-	if (!probe || !io_uring_opcode_supported(probe, IORING_OP_READV) ||
-	    !io_uring_opcode_supported(probe, IORING_OP_WRITEV) ||
-	    !io_uring_opcode_supported(probe, IORING_OP_FSYNC)) {
-		io_uring_free_probe(probe);
-		return ferr_set(e, -ENOTSUP, "disk %s: engine=io_uring: the kernel lacks READV/WRITEV/FSYNC (try engine=aio)",
-				f->path);
-	}
-	f->ring_fallocate = io_uring_opcode_supported(probe, IORING_OP_FALLOCATE);
-	io_uring_free_probe(probe);
-	return 0;
-}
-
-/* With f->lock held.  Fallocate modes are picked here; a mode the file
- * system refuses is retried synchronously in uring_reap_one(). */
-static int uring_queue(struct blk_file *f, struct blk_req *req)
-{
-	struct io_uring_sqe *sqe;
-	int mode;
-
-	if ((req->op == BLK_OP_DISCARD || req->op == BLK_OP_WRITE_ZEROES) &&
-	    (!f->ring_fallocate || !(req->op == BLK_OP_DISCARD ? f->punch_ok : f->zero_range_ok))) {
-		finish(f, req, sync_do(f, req));
-		signal_done(f);
-		return 0;
-	}
-	sqe = io_uring_get_sqe(&f->ring);
-	if (!sqe) {
-		/* Cannot happen: outstanding <= queue_depth <= ring size. */
-		io_uring_submit(&f->ring);
-		sqe = io_uring_get_sqe(&f->ring);
-		if (!sqe)
-			return -EAGAIN;
-	}
-	switch (req->op) {
-	case BLK_OP_READ:
-		io_uring_prep_readv(sqe, f->fd, req->iov, req->iovcnt, req->offset);
-		break;
-	case BLK_OP_WRITE:
-		io_uring_prep_writev(sqe, f->fd, req->iov, req->iovcnt, req->offset);
-		if (req->flags & BLK_REQ_FUA)
-			sqe->rw_flags = RWF_DSYNC;
-		break;
-	case BLK_OP_FLUSH:
-		io_uring_prep_fsync(sqe, f->fd, IORING_FSYNC_DATASYNC);
-		break;
-	case BLK_OP_DISCARD:
-	case BLK_OP_WRITE_ZEROES:
-		mode = req->op == BLK_OP_DISCARD || ((req->flags & BLK_REQ_UNMAP) && f->punch_ok)
-			? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE;
-		io_uring_prep_fallocate(sqe, f->fd, mode | FALLOC_FL_KEEP_SIZE,
-					req->offset, req->len);
-		break;
-	}
-	if (f->ring_fixed_file) {
-		sqe->fd = 0;
-		sqe->flags |= IOSQE_FIXED_FILE;
-	}
-	io_uring_sqe_set_data(sqe, req);
-	f->in_kernel++;
-	return 0;
-}
-
-static void uring_reap_one(struct blk_file *f, struct io_uring_cqe *cqe)
-{
-	struct blk_req *req = io_uring_cqe_get_data(cqe);
-	int res = cqe->res;
-
-	io_uring_cqe_seen(&f->ring, cqe);
-	f->in_kernel--;
-	switch (req->op) {
-	case BLK_OP_READ:
-	case BLK_OP_WRITE:
-		res = rw_result(req, res);
-		break;
-	case BLK_OP_FLUSH:
-		break;
-	case BLK_OP_DISCARD:
-		if (unsupported(res)) {
-			f->punch_ok = false;
-			res = 0;
-		}
-		break;
-	case BLK_OP_WRITE_ZEROES:
-		if (unsupported(res))
-			res = sync_write_zeroes(f, req->offset, req->len, req->flags & BLK_REQ_UNMAP);
-		break;
-	}
-	finish(f, req, res > 0 ? 0 : res);
-}
-
-/* With f->lock held: everything the kernel has finished, or (@wait) at
- * least one request. */
-static void uring_reap(struct blk_file *f, bool wait)
-{
-	struct io_uring_cqe *cqe;
-
-	if (wait && f->in_kernel) {
-		int ret;
-
-		/* Submits too: an earlier kick may have failed to. */
-		do {
-			ret = io_uring_submit_and_wait(&f->ring, 1);
-		} while (ret == -EINTR);
-		if (ret < 0) {
-			log_error("disk %s: io_uring wait failed: %s", f->path, strerror(-ret));
-			return;
-		}
-	}
-	while (f->in_kernel && io_uring_peek_cqe(&f->ring, &cqe) == 0)
-		uring_reap_one(f, cqe);
-}
-#endif
-
-/* ---- Linux AIO ---------------------------------------------------------- */
-
-#ifdef HAVE_LIBAIO
-static int aio_setup(struct blk_file *f, struct ferr *e)
-{
-	unsigned int n = f->b.queue_depth;
-	int ret;
-
-	ret = io_setup((int)n, &f->aio);
-	if (ret < 0)
-		return ferr_errno(e, ret, "disk %s: engine=aio: io_setup(%u) failed (check /proc/sys/fs/aio-max-nr, or use engine=sync)",
-				  f->path, n);
-	f->iocbs = calloc(n, sizeof(*f->iocbs));
-	f->free_iocbs = calloc(n, sizeof(*f->free_iocbs));
-	f->pending = calloc(n, sizeof(*f->pending));
-	if (!f->iocbs || !f->free_iocbs || !f->pending)
-		return ferr_set(e, -ENOMEM, "disk %s: engine=aio: out of memory", f->path);
-	for (unsigned int i = 0; i < n; i++)
-		f->free_iocbs[i] = &f->iocbs[i];
-	f->nr_free = n;
-	return 0;
-}
-
-/* With f->lock held.  Discard and write-zeroes are done synchronously:
- * AIO has no fallocate. */
-static int aio_queue(struct blk_file *f, struct blk_req *req)
-{
-	struct iocb *cb;
-
-	if (req->op == BLK_OP_DISCARD || req->op == BLK_OP_WRITE_ZEROES) {
-		finish(f, req, sync_do(f, req));
-		signal_done(f);
-		return 0;
-	}
-	if (!f->nr_free)
-		return -EAGAIN;         /* cannot happen: outstanding bounds it */
-	cb = f->free_iocbs[--f->nr_free];
-	switch (req->op) {
-	case BLK_OP_READ:
-		io_prep_preadv(cb, f->fd, req->iov, (int)req->iovcnt, (long long)req->offset);
-		break;
-	case BLK_OP_WRITE:
-		io_prep_pwritev(cb, f->fd, req->iov, (int)req->iovcnt, (long long)req->offset);
-		if (req->flags & BLK_REQ_FUA)
-			cb->aio_rw_flags = RWF_DSYNC;
-		break;
-	default:
-		io_prep_fdsync(cb, f->fd);
-		break;
-	}
-	cb->data = req;
-	io_set_eventfd(cb, f->efd);
-	f->pending[f->nr_pending++] = cb;
-	f->in_kernel++;
-	return 0;
-}
-
-static void aio_release(struct blk_file *f, struct iocb *cb)
-{
-	f->free_iocbs[f->nr_free++] = cb;
-	f->in_kernel--;
-}
-
-/* With f->lock held. */
-static void aio_flush_pending(struct blk_file *f)
-{
-	unsigned int done = 0;
-
-	while (done < f->nr_pending) {
-		int ret = io_submit(f->aio, (long)(f->nr_pending - done), f->pending + done);
-
-		if (ret == -EINTR)
-			continue;
-		if (ret > 0) {
-			done += ret;
-			continue;
-		}
-		/* The first one was refused: do it ourselves (an old kernel
-		 * without AIO fdsync says EINVAL; EAGAIN is short of kernel
-		 * resources) and go on with the rest. */
-		{
-			struct iocb *cb = f->pending[done++];
-			struct blk_req *req = cb->data;
-
-			aio_release(f, cb);
-			finish(f, req, sync_do(f, req));
-			signal_done(f);
-		}
-	}
-	f->nr_pending = 0;
-}
-
-static void aio_reap(struct blk_file *f, bool wait)
-{
-	struct io_event ev[32];
-	struct timespec zero = { 0, 0 };
-	int n;
-
-	aio_flush_pending(f);
-	while (f->in_kernel) {
-		n = io_getevents(f->aio, wait ? 1 : 0, ARRAY_SIZE(ev), ev, wait ? NULL : &zero);
-		if (n == -EINTR)
-			continue;
-		if (n < 0) {
-			log_error("disk %s: io_getevents failed: %s", f->path, strerror(-n));
-			return;
-		}
-		for (int i = 0; i < n; i++) {
-			struct iocb *cb = ev[i].obj;
-			struct blk_req *req = cb->data;
-			long res = (long)ev[i].res;
-
-			aio_release(f, cb);
-			finish(f, req, req->op == BLK_OP_FLUSH ? (res < 0 ? (int)res : 0)
-						: rw_result(req, res));
-		}
-		if (n < (int)ARRAY_SIZE(ev))
-			break;
-		wait = false;
-	}
-}
-#endif
 
 /* ---- the backend ops ---------------------------------------------------- */
 
@@ -535,17 +225,17 @@ static int file_submit(struct blk_backend *b, struct blk_req *req)
 	switch (f->engine) {
 #ifdef HAVE_LIBURING
 	case BLK_ENGINE_IO_URING:
-		ret = uring_queue(f, req);
+		ret = blk_uring_queue(f, req);
 		break;
 #endif
 #ifdef HAVE_LIBAIO
 	case BLK_ENGINE_AIO:
-		ret = aio_queue(f, req);
+		ret = blk_aio_queue(f, req);
 		break;
 #endif
 	default:
-		finish(f, req, sync_do(f, req));
-		signal_done(f);
+		blk_file_finish(f, req, blk_file_sync_do(f, req));
+		blk_file_signal_done(f);
 		break;
 	}
 	if (!ret)
@@ -559,21 +249,12 @@ out:
 static void file_kick_locked(struct blk_file *f)
 {
 #ifdef HAVE_LIBURING
-	if (f->engine == BLK_ENGINE_IO_URING) {
-		int ret;
-
-		do {
-			ret = io_uring_submit(&f->ring);
-		} while (ret == -EINTR);
-		/* What was not submitted stays queued: the next kick or a
-		 * drain submits it. */
-		if (ret < 0)
-			log_warn("disk %s: io_uring submit failed: %s", f->path, strerror(-ret));
-	}
+	if (f->engine == BLK_ENGINE_IO_URING)
+		blk_uring_kick(f);
 #endif
 #ifdef HAVE_LIBAIO
 	if (f->engine == BLK_ENGINE_AIO)
-		aio_flush_pending(f);
+		blk_aio_flush_pending(f);
 #endif
 	(void)f;
 }
@@ -592,11 +273,11 @@ static void file_reap(struct blk_file *f, bool wait)
 {
 #ifdef HAVE_LIBURING
 	if (f->engine == BLK_ENGINE_IO_URING)
-		uring_reap(f, wait);
+		blk_uring_reap(f, wait);
 #endif
 #ifdef HAVE_LIBAIO
 	if (f->engine == BLK_ENGINE_AIO)
-		aio_reap(f, wait);
+		blk_aio_reap(f, wait);
 #endif
 	(void)f;
 	(void)wait;
@@ -659,15 +340,10 @@ static void file_free(struct blk_file *f)
 	if (f->efd >= 0 && f->loop)
 		loop_del(f->loop, f->efd);
 #ifdef HAVE_LIBURING
-	if (f->ring_init)
-		io_uring_queue_exit(&f->ring);
+	blk_uring_free(f);
 #endif
 #ifdef HAVE_LIBAIO
-	if (f->aio)
-		io_destroy(f->aio);
-	free(f->iocbs);
-	free(f->free_iocbs);
-	free(f->pending);
+	blk_aio_free(f);
 #endif
 	if (f->efd >= 0)
 		close(f->efd);
@@ -791,14 +467,14 @@ static int engine_setup(struct blk_file *f, struct ferr *e)
 	switch (f->engine) {
 	case BLK_ENGINE_IO_URING:
 #ifdef HAVE_LIBURING
-		return uring_setup(f, e);
+		return blk_uring_setup(f, e);
 #else
 		return ferr_set(e, -ENOTSUP, "disk %s: engine=io_uring is not available (ferry was built without liburing; use engine=aio or engine=sync)",
 				f->path);
 #endif
 	case BLK_ENGINE_AIO:
 #ifdef HAVE_LIBAIO
-		return aio_setup(f, e);
+		return blk_aio_setup(f, e);
 #else
 		return ferr_set(e, -ENOTSUP, "disk %s: engine=aio is not available (ferry was built without libaio; use engine=io_uring or engine=sync)",
 				f->path);
