@@ -25,7 +25,8 @@
  *   status     -                     any                      name, state, uptime_s,
  *                                                             vcpus, memory_bytes, pid,
  *                                                             version, devices[],
- *                                                             privileges
+ *                                                             privileges, seccomp
+ *              seccomp: "on", "log" or "off" (src/seccomp.c).
  *              privileges: {"user": NAME|null, "uid": N, "group": NAME|null,
  *              "gid": N, "capabilities": [effective ones, e.g. "net_admin";
  *              [] once dropped], "no_new_privs": bool, "chroot": DIR|null}
@@ -151,6 +152,7 @@
 #include "ferry/migrate.h"
 #include "ferry/notify.h"
 #include "ferry/privs.h"
+#include "ferry/seccomp.h"
 #include "ferry/stats.h"
 #include "ferry/util.h"
 #include "ferry/vmm.h"
@@ -239,6 +241,8 @@ static int api_req_status(struct api_call *c)
 		return api_fail(c, "failed", "cannot build the status");
 	/* The process's own privileges, whoever asks (src/privs.c). */
 	json_object_object_add(c->result, "privileges", privs_status_json());
+	json_object_object_add(c->result, "seccomp",
+			       json_object_new_string(seccomp_mode_name(seccomp_mode_now())));
 	return 0;
 }
 

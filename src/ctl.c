@@ -68,6 +68,31 @@ static void ctl_fmt_bytes(char *buf, size_t size, uint64_t v)
 		snprintf(buf, size, "%llu bytes", (unsigned long long)v);
 }
 
+/* "user root (uid 0, gid 0), capabilities: none, seccomp on" */
+static void ctl_print_privileges(struct json_object *r)
+{
+	struct json_object *p, *caps;
+	const char *user;
+
+	if (!json_object_object_get_ex(r, "privileges", &p))
+		return;
+	user = jstr(p, "user");
+	printf("user:     %s (uid %lld, gid %lld)", user && *user ? user : "?",
+	       (long long)jint(p, "uid"), (long long)jint(p, "gid"));
+	if (json_object_object_get_ex(p, "chroot", &caps) && json_object_is_type(caps, json_type_string))
+		printf(", chroot %s", json_object_get_string(caps));
+	printf("\ncaps:     ");
+	if (json_object_object_get_ex(p, "capabilities", &caps) &&
+	    json_object_is_type(caps, json_type_array) && json_object_array_length(caps)) {
+		for (size_t i = 0; i < json_object_array_length(caps); i++)
+			printf("%s%s", i ? "," : "",
+			       json_object_get_string(json_object_array_get_idx(caps, i)));
+	} else {
+		printf("none");
+	}
+	printf("\nseccomp:  %s\n", jstr(r, "seccomp"));
+}
+
 static void ctl_print_status(struct json_object *r)
 {
 	struct json_object *devs;
@@ -80,6 +105,7 @@ static void ctl_print_status(struct json_object *r)
 	printf("vcpus:    %lld\n", (long long)jint(r, "vcpus"));
 	printf("memory:   %s\n", mem);
 	printf("pid:      %lld\n", (long long)jint(r, "pid"));
+	ctl_print_privileges(r);
 	if (json_object_object_get_ex(r, "devices", &devs) &&
 	    json_object_is_type(devs, json_type_array)) {
 		printf("devices: ");

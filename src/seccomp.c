@@ -547,6 +547,11 @@ int seccomp_setup(int mode, struct ferr *e)
 	return 0;
 }
 
+int seccomp_mode_now(void)
+{
+	return sc.mode;
+}
+
 static void sc_test_violate(enum seccomp_role role)
 {
 #ifdef FERRY_TEST_HOOKS
@@ -608,6 +613,11 @@ int seccomp_setup(int mode, struct ferr *e)
 void seccomp_enter(enum seccomp_role role)
 {
 	(void)role;
+}
+
+int seccomp_mode_now(void)
+{
+	return SECCOMP_MODE_OFF;
 }
 
 #endif

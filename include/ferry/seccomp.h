@@ -36,6 +36,10 @@ const char *seccomp_role_name(enum seccomp_role role);
  * thread that calls seccomp_enter() starts. */
 int seccomp_setup(int mode, struct ferr *e);
 
+/* The filters in force since seccomp_setup(): SECCOMP_MODE_ON, _LOG or
+ * _OFF (for status). */
+int seccomp_mode_now(void);
+
 /* Install @role's filter on the calling thread (a no-op when the mode is
  * off).  Put it at the top of a thread function, once the thread has done
  * what only start-up may do.  Filters stack: a thread created after its
