@@ -38,6 +38,7 @@
 
 #include <json-c/json.h>
 
+#include "ferry/blk.h"
 #include "ferry/log.h"
 #include "ferry/loop.h"
 #include "ferry/mig_tls.h"
@@ -371,6 +372,28 @@ int mig_incoming_start(struct vmm *m, mig_incoming_done_fn done, struct ferr *e)
 	return 0;
 }
 
+/* Shared disks change hands here, before DONE: the source has drained and
+ * flushed, and until DONE it still owns the VM, so a failure goes back to
+ * it as an error and it keeps running with its reservation.  An iSCSI disk
+ * preempts the source's reservation key (virtio/blk_iscsi_pr.c); from
+ * then on the source's writes fail at the target. */
+static int mig_in_takeover(struct vmm *m, struct mig_in *in, struct ferr *e)
+{
+	for (unsigned int i = 0; i < m->vm.nr_virtio; i++) {
+		struct virtio_dev *d = m->vm.virtio[i];
+		int ret;
+
+		if (d->device_id != VIRTIO_ID_BLOCK)
+			continue;
+		ret = virtio_blk_takeover(d, !in->file, e);
+		if (ret < 0) {
+			mig_reply(&in->ch, MIG_REPLY_ERROR, e->msg, strlen(e->msg));
+			return ret;
+		}
+	}
+	return 0;
+}
+
 int mig_incoming_ack(struct vmm *m, struct ferr *e)
 {
 	struct mig_in *in = m->mig_in;
@@ -380,6 +403,9 @@ int mig_incoming_ack(struct vmm *m, struct ferr *e)
 	if (!in)
 		return 0;
 	mig_in_join(in);
+	ret = mig_in_takeover(m, in, e);
+	if (ret < 0)
+		goto out;
 	load_us = (now_ns() - (in->switchover_ns ? in->switchover_ns : now_ns())) / 1000;
 	/* -1 (a snapshot file): no reply, mig_reply() returns 0. */
 	ret = mig_reply(&in->ch, MIG_REPLY_DONE, &load_us, sizeof(load_us));
@@ -396,6 +422,7 @@ int mig_incoming_ack(struct vmm *m, struct ferr *e)
 				virtio_net_announce(m->vm.virtio[i]);
 		}
 	}
+out:
 	mig_in_free(m, in);
 	return ret;
 }

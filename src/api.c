@@ -25,7 +25,10 @@
  *   status     -                     any                      name, state, uptime_s,
  *                                                             vcpus, memory_bytes, pid,
  *                                                             version, devices[],
- *                                                             privileges, seccomp
+ *                                                             disks[], privileges, seccomp
+ *              disks: [{"name": "blk0", "reservation": {"key": "0x<16 hex>",
+ *              "holder": bool} or "off"}]: an iSCSI disk's SCSI-3 reservation
+ *              (virtio/blk_iscsi_pr.c); holder turns false once fenced.
  *              seccomp: "on", "log" or "off" (src/seccomp.c).
  *              privileges: {"user": NAME|null, "uid": N, "group": NAME|null,
  *              "gid": N, "capabilities": [effective ones, e.g. "net_admin";
@@ -147,6 +150,7 @@
 #include <json-c/json.h>
 
 #include "ferry/api.h"
+#include "ferry/blk.h"
 #include "ferry/log.h"
 #include "ferry/loop.h"
 #include "ferry/migrate.h"
@@ -155,6 +159,7 @@
 #include "ferry/seccomp.h"
 #include "ferry/stats.h"
 #include "ferry/util.h"
+#include "ferry/virtio_dev.h"
 #include "ferry/vmm.h"
 
 #define ST(s) (1u << (s))
@@ -578,7 +583,45 @@ static int api_vmm_pause(void *o) { return vmm_pause(o); }
 static int api_vmm_resume(void *o) { return vmm_resume(o); }
 static int api_vmm_shutdown(void *o, unsigned int t) { return vmm_shutdown(o, t); }
 static int api_vmm_stop(void *o) { return vmm_stop(o); }
-static struct json_object *api_vmm_status(void *o) { return stats_status(o); }
+/* status's "disks": each virtio-blk disk's iSCSI reservation
+ * (virtio/blk_iscsi_pr.c), "off" where it has none. */
+static struct json_object *api_disks_json(struct vmm *m)
+{
+	struct json_object *arr = json_object_new_array();
+
+	for (unsigned int i = 0; arr && i < m->vm.nr_virtio; i++) {
+		struct virtio_dev *d = m->vm.virtio[i];
+		struct json_object *o, *r;
+		uint64_t key;
+		bool holder;
+		char hex[24];
+
+		if (d->device_id != VIRTIO_ID_BLOCK)
+			continue;
+		o = json_object_new_object();
+		json_object_object_add(o, "name", json_object_new_string(d->name));
+		if (blk_iscsi_pr_state(virtio_blk_backend(d), &key, &holder) == 0) {
+			snprintf(hex, sizeof(hex), "0x%016llx", (unsigned long long)key);
+			r = json_object_new_object();
+			json_object_object_add(r, "key", json_object_new_string(hex));
+			json_object_object_add(r, "holder", json_object_new_boolean(holder));
+		} else {
+			r = json_object_new_string("off");
+		}
+		json_object_object_add(o, "reservation", r);
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}
+
+static struct json_object *api_vmm_status(void *o)
+{
+	struct json_object *st = stats_status(o);
+
+	if (st)
+		json_object_object_add(st, "disks", api_disks_json(o));
+	return st;
+}
 static struct json_object *api_vmm_stats(void *o) { return stats_build(o); }
 static int api_vmm_migrate(void *o, const char *uri, const struct mig_params *p,
 			   struct ferr *e) { return mig_start(o, uri, p, e); }

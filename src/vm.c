@@ -248,7 +248,12 @@ static int vm_setup_virtio(struct vm *vm, struct ferr *e)
 	int ret;
 
 	for (unsigned int i = 0; i < cfg->nr_disks; i++) {
-		ret = vm_add_virtio(vm, virtio_blk_create(&cfg->disks[i], vm->loop, e), "blk", i, e);
+		struct disk_config dc = cfg->disks[i];
+
+		/* iSCSI reservations: incoming VMs reserve at the switchover. */
+		dc.incoming = cfg->incoming != NULL;
+		dc.vm = vm;
+		ret = vm_add_virtio(vm, virtio_blk_create(&dc, vm->loop, e), "blk", i, e);
 		if (ret < 0)
 			return ret;
 	}

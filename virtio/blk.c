@@ -13,6 +13,8 @@
 #if __has_include("config.h")
 #include "config.h"
 #endif
+#include <libfdt.h>
+
 #include "ferry/blk.h"
 #include "ferry/log.h"
 #include "ferry/util.h"
@@ -107,6 +109,7 @@ struct blk {
 	struct blk_backend *be;
 	uint64_t capacity;              /* 512-byte sectors */
 	char serial[VIRTIO_BLK_ID_BYTES];
+	uint64_t pr_src_key;            /* incoming: the source's reservation key */
 	struct blk_queue queues[VIRTIO_MAX_QUEUES];
 };
 
@@ -538,6 +541,71 @@ static int blk_quiesce(struct virtio_dev *d)
 	return ret;
 }
 
+/* The iSCSI reservation key of this end ("pr-key", 8 bytes), so that the
+ * destination can preempt it at the switchover (virtio/blk_iscsi_pr.c). */
+static int blk_save(struct virtio_dev *d, void *fdt)
+{
+#ifdef HAVE_LIBISCSI
+	struct blk *blk = d->priv;
+	uint64_t key;
+	bool holder;
+
+	if (blk_iscsi_pr_state(blk->be, &key, &holder) == 0 && holder &&
+	    fdt_property_u64(fdt, "pr-key", key))
+		return -ENOSPC;
+#else
+	(void)d;
+	(void)fdt;
+#endif
+	return 0;
+}
+
+static int blk_load(struct virtio_dev *d, const void *fdt, int node, struct ferr *e)
+{
+	struct blk *blk = d->priv;
+#ifdef HAVE_LIBISCSI
+	const fdt64_t *p;
+	uint64_t key;
+	bool holder;
+	int len;
+
+	blk->pr_src_key = 0;
+	p = fdt_getprop(fdt, node, "pr-key", &len);
+	if (!p)
+		return 0;       /* the source held no reservation */
+	if (len != 8 || !fdt64_ld(p))
+		return ferr_set(e, -EPROTO, "%s: the source's reservation key is malformed (%d bytes)",
+				d->name, len);
+	blk->pr_src_key = fdt64_ld(p);
+	/* Without one here the source would keep the reservation and
+	 * every write of ours would be refused. */
+	if (blk_iscsi_pr_state(blk->be, &key, &holder) < 0)
+		return ferr_set(e, -EINVAL, "%s: the source holds an iSCSI reservation on this disk but here it has reservation=off (give both ends the same reservation=)",
+				d->name);
+#else
+	/* Only iSCSI disks carry state here (a reservation key). */
+	(void)blk;
+	(void)fdt;
+	(void)node;
+	(void)e;
+#endif
+	return 0;
+}
+
+int virtio_blk_takeover(struct virtio_dev *d, bool from_source, struct ferr *e)
+{
+#ifdef HAVE_LIBISCSI
+	struct blk *blk = d->priv;
+
+	return blk_iscsi_pr_takeover(blk->be, from_source ? blk->pr_src_key : 0, e);
+#else
+	(void)d;
+	(void)from_source;
+	(void)e;
+	return 0;
+#endif
+}
+
 static void blk_free(struct blk *blk)
 {
 	blk_destroy(blk->be);
@@ -559,6 +627,8 @@ static const struct virtio_dev_ops blk_ops = {
 	.queue_notify = blk_queue_notify,
 	.reset = blk_reset,
 	.quiesce = blk_quiesce,
+	.save = blk_save,
+	.load = blk_load,
 	.destroy = blk_dev_destroy,
 };
 
@@ -671,9 +741,14 @@ static int disk_parse_iscsi_kv(const char *key, const char *val, struct disk_con
 					BLK_QUEUE_DEPTH);
 		c->iscsi_queue_depth = (unsigned int)n;
 	} else {
-		/* Stored only: the fencing itself lands next. */
 		c->reservation_set = true;
-		return parse_on_off(key, val, &c->reservation, e);
+		if (!strcmp(val, "takeover")) {
+			c->reservation = c->reservation_takeover = true;
+			return 0;
+		}
+		c->reservation_takeover = false;
+		if (parse_on_off(key, val, &c->reservation, e))
+			return ferr_set(e, -EINVAL, "--disk: reservation=%s: expected on, off or takeover", val);
 	}
 	return 0;
 }
@@ -787,6 +862,8 @@ int disk_config_parse(const char *spec, struct disk_config *out, struct ferr *e)
 	ret = disk_check_kind(&c, file_keys, iscsi_keys, e);
 	if (ret)
 		goto out;
+	if (disk_is_iscsi(c.path) && !c.reservation_set)
+		c.reservation = !c.readonly;
 	/* Keep only the path: move it to the start of the buffer we own. */
 	memmove(copy, c.path, strlen(c.path) + 1);
 	c.path = copy;

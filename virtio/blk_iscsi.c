@@ -160,6 +160,13 @@ static void isc_cb(struct iscsi_context *ctx, int status, void *data, void *opaq
 	scsi_free_scsi_task(task);
 	c->task = NULL;
 	s->at_target--;
+	if (status == SCSI_STATUS_RESERVATION_CONFLICT) {
+		/* Fenced (virtio/blk_iscsi_pr.c): final, never retried. */
+		if (s->pr_key)
+			isc_pr_conflict(s);
+		cmd_finish(s, c, -EIO);
+		return;
+	}
 	if (c->cancelling) {
 		cmd_finish(s, c, -EIO);
 		return;
@@ -221,6 +228,9 @@ static int cmd_issue(struct blk_iscsi *s, struct isc_cmd *c)
 /* Send what waits, within the queue depth; with s->lock held. */
 static void issue_pending(struct blk_iscsi *s)
 {
+	/* A new session is a new I_T nexus: its reservation first. */
+	if (s->up && s->pr_redo)
+		isc_pr_restore(s);
 	while (s->up && s->pending && s->at_target < s->max_qd) {
 		struct isc_cmd *c = s->pending;
 
@@ -350,6 +360,7 @@ static void login_cb(struct iscsi_context *ctx, int status, void *data, void *op
 	log_info("disk iscsi://%s/%s/%u: session back, reissuing %u command(s)", s->url.portal,
 		 s->url.target, s->url.lun, s->outstanding);
 	s->up = true;
+	s->pr_redo = s->pr_key != 0;
 	s->reported_down = false;
 	s->backoff_ms = 0;
 }
@@ -648,6 +659,8 @@ void isc_free(struct blk_iscsi *s)
 	if (s->ctx && s->up) {
 		/* A clean log-out, bounded: the target may be gone. */
 		iscsi_set_timeout(s->ctx, 2);
+		isc_pr_test_late_write(s);
+		isc_pr_close(s);
 		iscsi_logout_sync(s->ctx);
 	}
 	if (s->fd >= 0)
@@ -725,5 +738,21 @@ int blk_iscsi_call(struct blk_backend *b, blk_iscsi_fn fn, void *opaque)
 	(void)fn;
 	(void)opaque;
 	return -EINVAL;
+}
+
+int blk_iscsi_pr_takeover(struct blk_backend *b, uint64_t src_key, struct ferr *e)
+{
+	(void)b;
+	(void)src_key;
+	(void)e;
+	return 0;
+}
+
+int blk_iscsi_pr_state(struct blk_backend *b, uint64_t *key, bool *holder)
+{
+	(void)b;
+	(void)key;
+	(void)holder;
+	return -ENOENT;
 }
 #endif

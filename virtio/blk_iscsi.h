@@ -21,6 +21,7 @@
 #define ISC_DRAIN_DOWN_MS 10000         /* drain: wait this long for a lost target */
 
 struct blk_iscsi;
+struct vm;
 
 struct isc_cmd {
 	struct blk_req *req;
@@ -64,9 +65,26 @@ struct blk_iscsi {
 	struct isc_cmd *pending, **pending_tail;
 	unsigned int nr_cmds, at_target, outstanding;
 	struct blk_req *done, **done_tail;
+
+	/* SCSI-3 persistent reservation (virtio/blk_iscsi_pr.c). */
+	uint64_t pr_key;                /* ours; 0: reservation=off */
+	bool pr_holder;                 /* we reserved the LUN */
+	bool pr_redo;                   /* new session: register again before any I/O */
+	bool pr_lost;                   /* fenced: another key owns the LUN */
+	struct vm *vm;                  /* stopped when fenced */
 };
 
 extern const struct blk_backend_ops isc_ops;
+
+/* scsi_datain_unmarshall() on what the target sent, zero-padded to at
+ * least @min bytes first: libiscsi 1.19 unpacks fixed offsets (up to byte
+ * 56 of a standard INQUIRY) without looking at how much came, so a short
+ * answer from a hostile target would be read past its end.  The ISC_*_MIN
+ * sizes cover every byte libiscsi reads for that page. */
+#define ISC_INQUIRY_MIN    96
+#define ISC_READCAP16_MIN  32
+#define ISC_VPD_MIN        64
+void *isc_unmarshall(struct scsi_task *t, int min);
 
 /* libiscsi's last error, without its trailing newline. */
 const char *isc_error(struct iscsi_context *ctx);
@@ -81,5 +99,16 @@ void isc_efd_ready(struct loop *l, int fd, uint32_t events, void *opaque);
 void isc_tick(struct loop *l, int fd, uint32_t events, void *opaque);
 /* Log out if logged in, unregister, free (nothing in flight). */
 void isc_free(struct blk_iscsi *s);
+
+/* Persistent reservations (virtio/blk_iscsi_pr.c), s->lock held or
+ * before the loop runs.  open: register a fresh key and (not incoming)
+ * reserve, at start-up; restore: after a re-login, before any I/O;
+ * conflict: a command met RESERVATION CONFLICT (log once, stop the VM);
+ * close: release and unregister at exit. */
+int isc_pr_open(struct blk_iscsi *s, const struct disk_config *cfg, struct ferr *e);
+void isc_pr_restore(struct blk_iscsi *s);
+void isc_pr_conflict(struct blk_iscsi *s);
+void isc_pr_close(struct blk_iscsi *s);
+void isc_pr_test_late_write(struct blk_iscsi *s);
 
 #endif

@@ -18,6 +18,22 @@
 #include "ferry/vm.h"
 #include "blk_iscsi.h"
 
+void *isc_unmarshall(struct scsi_task *t, int min)
+{
+	if (t->datain.size < min) {
+		unsigned char *p = calloc(1, min);
+
+		if (!p)
+			return NULL;
+		if (t->datain.data && t->datain.size > 0)
+			memcpy(p, t->datain.data, t->datain.size);
+		free(t->datain.data);   /* the task's: scsi_free_scsi_task frees it */
+		t->datain.data = p;
+		t->datain.size = min;
+	}
+	return scsi_datain_unmarshall(t);
+}
+
 /* The LUN's limits from the Block Limits and Logical Block Provisioning
  * VPD pages: UNMAP and WRITE SAME are used only where the LUN says so. */
 static void probe_vpd(struct blk_iscsi *s, bool lbpme)
@@ -29,7 +45,7 @@ static void probe_vpd(struct blk_iscsi *s, bool lbpme)
 
 	t = iscsi_inquiry_sync(s->ctx, s->url.lun, 1, SCSI_INQUIRY_PAGECODE_BLOCK_LIMITS, 255);
 	if (t && t->status == SCSI_STATUS_GOOD) {
-		struct scsi_inquiry_block_limits *bl = scsi_datain_unmarshall(t);
+		struct scsi_inquiry_block_limits *bl = isc_unmarshall(t, ISC_VPD_MIN);
 
 		if (bl) {
 			have_bl = true;
@@ -45,7 +61,8 @@ static void probe_vpd(struct blk_iscsi *s, bool lbpme)
 		t = iscsi_inquiry_sync(s->ctx, s->url.lun, 1,
 				       SCSI_INQUIRY_PAGECODE_LOGICAL_BLOCK_PROVISIONING, 255);
 		if (t && t->status == SCSI_STATUS_GOOD) {
-			struct scsi_inquiry_logical_block_provisioning *lbp = scsi_datain_unmarshall(t);
+			struct scsi_inquiry_logical_block_provisioning *lbp =
+				isc_unmarshall(t, ISC_VPD_MIN);
 
 			if (lbp) {
 				lbpu = lbp->lbpu;
@@ -74,7 +91,7 @@ static int probe_lun(struct blk_iscsi *s, const char *name, struct ferr *e)
 	int ret = 0;
 
 	t = iscsi_inquiry_sync(s->ctx, s->url.lun, 0, 0, 255);
-	if (!t || t->status != SCSI_STATUS_GOOD || !(inq = scsi_datain_unmarshall(t))) {
+	if (!t || t->status != SCSI_STATUS_GOOD || !(inq = isc_unmarshall(t, ISC_INQUIRY_MIN))) {
 		ret = ferr_set(e, -EIO, "disk %s: INQUIRY failed: %s", name, isc_error(s->ctx));
 		goto out;
 	}
@@ -91,7 +108,7 @@ static int probe_lun(struct blk_iscsi *s, const char *name, struct ferr *e)
 	}
 	scsi_free_scsi_task(t);
 	t = iscsi_readcapacity16_sync(s->ctx, s->url.lun);
-	if (!t || t->status != SCSI_STATUS_GOOD || !(rc = scsi_datain_unmarshall(t))) {
+	if (!t || t->status != SCSI_STATUS_GOOD || !(rc = isc_unmarshall(t, ISC_READCAP16_MIN))) {
 		ret = ferr_set(e, -EIO, "disk %s: READ CAPACITY(16) failed: %s", name,
 			       isc_error(s->ctx));
 		goto out;
@@ -216,6 +233,8 @@ struct blk_backend *blk_iscsi_open(const struct disk_config *cfg, struct loop *l
 	}
 	s->up = true;
 	if (probe_lun(s, name, e) < 0)
+		goto fail;
+	if (isc_pr_open(s, cfg, e) < 0)
 		goto fail;
 	/* From here on timeout= is ours (session_tick): libiscsi's per-PDU
 	 * timeout would also end sessions that are merely slow. */

@@ -137,6 +137,15 @@ struct iscsi_context;
 typedef int (*blk_iscsi_fn)(struct iscsi_context *ctx, int lun, void *opaque);
 int blk_iscsi_call(struct blk_backend *b, blk_iscsi_fn fn, void *opaque);
 
+/* Persistent reservations (virtio/blk_iscsi_pr.c).  takeover: on the
+ * destination before it acknowledges a migration, PREEMPT the source's
+ * key @src_key and hold the WRITE EXCLUSIVE reservation (@src_key 0, as
+ * after --restore: RESERVE, refused if another key holds it); 0 when @b
+ * has no reservation.  state: our key and whether we hold the
+ * reservation; -ENOENT for reservation=off or a non-iSCSI backend. */
+int blk_iscsi_pr_takeover(struct blk_backend *b, uint64_t src_key, struct ferr *e);
+int blk_iscsi_pr_state(struct blk_backend *b, uint64_t *key, bool *holder);
+
 /* The parts of an iscsi:// URL (virtio/blk_iscsi_url.c, pure). */
 struct blk_iscsi_url {
 	char user[256];                 /* CHAP name, "" for none */
@@ -166,5 +175,9 @@ void blk_iscsi_default_initiator(char *buf, size_t size, const char *hostname, l
 /* The backend behind a virtio-blk device (for tests and stats). */
 struct virtio_dev;
 struct blk_backend *virtio_blk_backend(struct virtio_dev *d);
+/* Before a loaded VM runs (migrate/incoming.c, before DONE): hold the
+ * disk's reservation, preempting the source's key when @from_source (a
+ * migration) or reserving afresh (--restore).  0 without a reservation. */
+int virtio_blk_takeover(struct virtio_dev *d, bool from_source, struct ferr *e);
 
 #endif

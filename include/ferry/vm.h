@@ -40,16 +40,22 @@ struct disk_config {
 	unsigned int queues;
 	/* iscsi://[USER@]HOST[:PORT]/TARGET-IQN/LUN paths (virtio/blk_iscsi.c):
 	 * [,password-file=PATH][,initiator=IQN][,timeout=S][,queue-depth=N]
-	 * [,reservation=on|off] */
+	 * [,reservation=on|off|takeover] */
 	char iscsi_password_file[4096];  /* "" for none */
 	char iscsi_initiator[224];     /* "" for the per-process default */
 	unsigned int iscsi_timeout_s;  /* 0: requests wait for the target forever */
 	unsigned int iscsi_queue_depth; /* commands at the target, 0: default */
-	/* SCSI-3 persistent-reservation fencing: parsed and stored here; the
-	 * fencing itself (register, reserve, preempt at migration) lands
-	 * next.  reservation_set: given explicitly (else the default applies). */
+	/* SCSI-3 persistent-reservation fencing (virtio/blk_iscsi_pr.c):
+	 * reservation=on|off|takeover, on by default unless readonly;
+	 * reservation_set: given explicitly.  takeover: PREEMPT whatever key
+	 * holds the LUN at start-up (a crashed ferry's). */
 	bool reservation;
 	bool reservation_set;
+	bool reservation_takeover;
+	/* Set by vm.c, not parsed: --incoming/--restore (register only,
+	 * reserve at the switchover) and the VM a fenced disk stops. */
+	bool incoming;
+	struct vm *vm;
 };
 
 /* --net tap=NAME[,mac=MAC][,queues=N] */

@@ -1,7 +1,11 @@
 /* Host-side reader for tests/integration/iscsi.sh: copies LEN bytes at
  * OFFSET of an iSCSI LUN to a file through libiscsi, so that the test checks
  * what the target holds, not what ferry says it wrote.
- * Usage: iscsi_check iscsi://HOST:PORT/IQN/LUN OFFSET LEN OUTFILE */
+ * Usage: iscsi_check iscsi://HOST:PORT/IQN/LUN OFFSET LEN OUTFILE
+ *        iscsi_check iscsi://HOST:PORT/IQN/LUN pr
+ * The second prints the LUN's SCSI-3 persistent reservation (PERSISTENT
+ * RESERVE IN: READ RESERVATION, READ KEYS) as "reservation: none" or
+ * "reservation: key=0x... type=N" (1: WRITE EXCLUSIVE), then "keys: ...". */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +15,35 @@
 #include <iscsi/scsi-lowlevel.h>
 
 #define CHUNK (64 * 1024)
+
+static int show_pr(struct iscsi_context *ctx, int lun)
+{
+	struct scsi_persistent_reserve_in_read_reservation *rr;
+	struct scsi_persistent_reserve_in_read_keys *rk;
+	struct scsi_task *t;
+
+	t = iscsi_persistent_reserve_in_sync(ctx, lun, SCSI_PERSISTENT_RESERVE_READ_RESERVATION, 255);
+	if (!t || t->status != SCSI_STATUS_GOOD || !(rr = scsi_datain_unmarshall(t))) {
+		fprintf(stderr, "iscsi_check: READ RESERVATION failed: %s\n", iscsi_get_error(ctx));
+		return 1;
+	}
+	if (rr->reserved)
+		printf("reservation: key=0x%016" PRIx64 " type=%d\n", rr->reservation_key, rr->pr_type);
+	else
+		printf("reservation: none\n");
+	scsi_free_scsi_task(t);
+	t = iscsi_persistent_reserve_in_sync(ctx, lun, SCSI_PERSISTENT_RESERVE_READ_KEYS, 4096);
+	if (!t || t->status != SCSI_STATUS_GOOD || !(rk = scsi_datain_unmarshall(t))) {
+		fprintf(stderr, "iscsi_check: READ KEYS failed: %s\n", iscsi_get_error(ctx));
+		return 1;
+	}
+	printf("keys:");
+	for (int i = 0; i < rk->num_keys; i++)
+		printf(" 0x%016" PRIx64, rk->keys[i]);
+	printf("\n");
+	scsi_free_scsi_task(t);
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -22,12 +55,12 @@ int main(int argc, char **argv)
 	uint32_t bs;
 	FILE *out;
 
-	if (argc != 5) {
-		fprintf(stderr, "usage: %s iscsi://HOST:PORT/IQN/LUN OFFSET LEN OUTFILE\n", argv[0]);
+	if (argc != 5 && !(argc == 3 && !strcmp(argv[2], "pr"))) {
+		fprintf(stderr, "usage: %s iscsi://HOST:PORT/IQN/LUN OFFSET LEN OUTFILE | pr\n", argv[0]);
 		return 2;
 	}
-	off = strtoull(argv[2], NULL, 0);
-	len = strtoull(argv[3], NULL, 0);
+	off = argc == 5 ? strtoull(argv[2], NULL, 0) : 0;
+	len = argc == 5 ? strtoull(argv[3], NULL, 0) : 0;
 	ctx = iscsi_create_context("iqn.2026-11.org.ferry:iscsi-check");
 	if (!ctx)
 		return 1;
@@ -42,6 +75,12 @@ int main(int argc, char **argv)
 	if (iscsi_full_connect_sync(ctx, url->portal, url->lun)) {
 		fprintf(stderr, "iscsi_check: cannot log in: %s\n", iscsi_get_error(ctx));
 		return 1;
+	}
+	if (argc == 3) {
+		int ret = show_pr(ctx, url->lun);
+
+		iscsi_logout_sync(ctx);
+		return ret;
 	}
 	t = iscsi_readcapacity16_sync(ctx, url->lun);
 	if (!t || t->status != SCSI_STATUS_GOOD || !(rc = scsi_datain_unmarshall(t))) {
