@@ -172,6 +172,13 @@ int blk_iscsi_status_errno(int status, int key, int ascq);
 /* "iqn.2026-11.org.ferry:HOSTNAME:PID", sanitised to IQN characters. */
 void blk_iscsi_default_initiator(char *buf, size_t size, const char *hostname, long pid);
 
+/* virtio-blk limits that --disk checks (virtio/blk_config.c). */
+#define VIRTIO_BLK_QUEUE_DEPTH  128     /* requests in flight per queue */
+#define VIRTIO_BLK_ID_BYTES     20      /* GET_ID serial */
+
+/* An iscsi:// path (virtio/blk_iscsi.c), not a file. */
+bool disk_is_iscsi(const char *path);
+
 /* The backend behind a virtio-blk device (for tests and stats). */
 struct virtio_dev;
 struct blk_backend *virtio_blk_backend(struct virtio_dev *d);

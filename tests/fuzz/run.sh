@@ -25,9 +25,9 @@ srcs_of() {
 	case "$1" in
 	fuzz_queue) echo "virtio/queue.c src/mem.c src/err.c src/log.c src/util.c" ;;
 	fuzz_net) echo "virtio/net.c virtio/net_state.c virtio/tap.c virtio/virtio.c virtio/queue.c src/loop.c src/mem.c src/err.c src/log.c src/util.c -lfdt" ;;
-	fuzz_blk) echo "virtio/blk.c virtio/blk_file.c virtio/virtio.c virtio/queue.c src/mem.c src/err.c src/log.c src/util.c src/loop.c -lfdt" ;;
+	fuzz_blk) echo "virtio/blk.c virtio/blk_config.c virtio/blk_file.c virtio/virtio.c virtio/queue.c src/mem.c src/err.c src/log.c src/util.c src/loop.c -lfdt" ;;
 	fuzz_api) echo "$part src/api.c src/vmm.c src/err.c src/log.c src/util.c -ljson-c" ;;
-	fuzz_cli|fuzz_config) echo "$part src/cli.c src/ctl.c src/privs.c src/seccomp.c virtio/blk.c virtio/blk_iscsi_url.c virtio/net.c migrate/migrate.c src/err.c src/log.c src/util.c" ;;
+	fuzz_cli|fuzz_config) echo "$part src/cli.c src/ctl.c src/privs.c src/seccomp.c virtio/blk.c virtio/blk_config.c virtio/blk_iscsi_url.c virtio/net.c migrate/migrate.c src/err.c src/log.c src/util.c" ;;
 	fuzz_loader) echo "src/boot/boot.c src/boot/elf.c src/boot/bzimage.c src/mem.c src/err.c src/log.c src/util.c" ;;
 	fuzz_state) echo "$part migrate/state.c devices/uart8250.c devices/i8042.c devices/rtc.c devices/pm.c src/bus.c src/mem.c src/err.c src/log.c src/util.c -lfdt" ;;
 	fuzz_stream) echo "$part migrate/stream.c src/mem.c src/err.c src/log.c src/util.c" ;;
