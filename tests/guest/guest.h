@@ -47,6 +47,7 @@ struct cpu {
 	volatile uint32_t ipis;         /* fixed IPIs received (CPL0) */
 	volatile uint32_t ipi_acks;     /* IPIs seen by the CPL3 loop */
 	volatile uint64_t work;         /* result of the CPU's CPL3 work */
+	void (*volatile job)(struct cpu *);     /* for an AP: run at CPL3 (smp_run) */
 };
 
 extern struct cpu cpus[MAX_CPUS];
@@ -122,6 +123,7 @@ void power_off(void) __attribute__((noreturn));
 void power_button_irq(void);                        /* CPL0 */
 void virtio_irq(uint32_t slot);                     /* CPL0, virtio.c */
 uint64_t cpu_work(uint32_t index);
+void smp_run(struct cpu *c, void (*job)(struct cpu *));
 void cmd_selftest(void);
 void cmd_dirty(const char *args);                   /* dirty.c */
 extern int uart_gsi;                                /* -1: IRQ 4 not routed */

@@ -157,6 +157,8 @@ uint64_t cpu_work(uint32_t index)
 	return x;
 }
 
+/* An AP idles here at CPL3, acknowledging IPIs, until the BSP hands it a
+ * job (smp_run); a job may run for ever (the dirty workload). */
 void ap_main(struct cpu *c)
 {
 	c->work = cpu_work(c->index);
@@ -164,10 +166,25 @@ void ap_main(struct cpu *c)
 	c->online = 1;
 	for (;;) {
 		uint32_t seen = c->ipis;
+		void (*job)(struct cpu *) = c->job;
 
+		if (job) {
+			c->job = NULL;
+			job(c);
+		}
 		c->ipi_acks = seen;
 		wait_change(&c->ipis, seen, UINT64_MAX);
 	}
+}
+
+/* BSP: have AP @c run @job at CPL3.  The job is stored before the IPI is
+ * sent (stores stay in order on x86, the fence keeps the compiler's too),
+ * and an AP halted in ap_main wakes on the IPI and finds it. */
+void smp_run(struct cpu *c, void (*job)(struct cpu *))
+{
+	c->job = job;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	lapic_send_ipi(c->apic_id, 0x4000 | VEC_IPI);      /* fixed, assert */
 }
 
 /* ---- commands ---- */

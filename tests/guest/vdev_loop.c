@@ -1,9 +1,12 @@
 /* Workloads that keep a virtio device busy forever, for live migration:
- * `blkloop` writes a rotating set of sectors, reads each back into a ring
- * of buffers only the device writes, and checks the buffer of an older
- * round again (after a migration, a page the device wrote but the source
- * did not resend reads stale), printing `TESTGUEST BLKLOOP <n> ok` every
- * few rounds;
+ * `blkloop` (the migration issue's "blk" workload: `blk` itself is the
+ * one-shot device test) writes a rotating set of sectors, reads each back
+ * into a ring of buffers only the device writes, checks the buffer of an
+ * older round again (after a migration, a page the device wrote but the
+ * source did not resend reads stale), and reads the oldest slot from the
+ * disk again (what the source wrote must be on the disk the destination
+ * reads: a write lost at the switchover shows), printing
+ * `TESTGUEST BLKLOOP <n> ok` every few rounds;
  * `rngloop` reads entropy, printing `TESTGUEST RNGLOOP <n> ok`.  A failure
  * prints TESTGUEST FAIL and stops. */
 #include "virtio.h"
@@ -23,6 +26,7 @@ static volatile uint8_t lstatus;
 static uint8_t lw[LOOP_BYTES] __attribute__((aligned(4096)));
 static uint8_t lr[LOOP_BUFS][LOOP_BYTES] __attribute__((aligned(4096)));
 static uint8_t lx[LOOP_BYTES];
+static uint8_t lo[LOOP_BYTES] __attribute__((aligned(4096)));
 
 static void loop_pattern(uint8_t *p, uint64_t sector, uint64_t round)
 {
@@ -53,11 +57,14 @@ static const char *loop_rw(struct vdev *d, uint32_t type, uint64_t sector, uint8
 	return NULL;
 }
 
-/* The buffer of @round holds what was written in that round. */
-static const char *loop_check(uint64_t round, const char *when)
+/* @buf (the buffer of @round unless given) holds what was written in that
+ * round. */
+static const char *loop_check(uint64_t round, const uint8_t *buf, const char *when)
 {
 	uint64_t sector = (round % LOOP_SLOTS) * (LOOP_BYTES / 512);
-	const uint8_t *buf = lr[round % LOOP_BUFS];
+
+	if (!buf)
+		buf = lr[round % LOOP_BUFS];
 
 	loop_pattern(lx, sector, round);
 	for (uint32_t i = 0; i < LOOP_BYTES; i++)
@@ -86,9 +93,17 @@ void cmd_blkloop(void)
 		if (!why)
 			why = loop_rw(&d, 0, sector, lr[round % LOOP_BUFS]);
 		if (!why)
-			why = loop_check(round, "just read");
+			why = loop_check(round, NULL, "just read");
 		if (!why && round >= LOOP_BUFS - 1)
-			why = loop_check(round - (LOOP_BUFS - 1), "read earlier");
+			why = loop_check(round - (LOOP_BUFS - 1), NULL, "read earlier");
+		/* The slot written LOOP_SLOTS - 1 rounds ago, rewritten next. */
+		if (!why && round >= LOOP_SLOTS - 1) {
+			uint64_t old = round - (LOOP_SLOTS - 1);
+
+			why = loop_rw(&d, 0, (old % LOOP_SLOTS) * (LOOP_BYTES / 512), lo);
+			if (!why)
+				why = loop_check(old, lo, "on the disk");
+		}
 		if (!why && round % LOOP_PER_LINE == LOOP_PER_LINE - 1)
 			kprintf("TESTGUEST BLKLOOP %lu ok\n", round / LOOP_PER_LINE);
 	}

@@ -800,6 +800,105 @@ net-not-persistent)
 	grep -q "tap $tap is not persistent" "$work/migrate.log" || fail "no reason given"
 	expect_alive src "RNGLOOP"
 	ip link show "$tap" >/dev/null 2>&1 || fail "the tap went away" ;;
+# ---- The migration issue's test guest workloads (tests/guest/dirty.c):
+# dirty on every vCPU, the guest's verify on request, the verify's own
+# failure, and the source's guest verified after a broken migration.
+dirty-2cpu|dirty-2cpu-rate|dirty-2cpu-once|dirty-2cpu-throttle|dirty-2cpu-cut|dirty-corrupt)
+	# vm_in NAME ARGS...: like vm, with COM1 on stdio: input from the FIFO
+	# NAME.in (a writer is kept open on fd in_NAME), output in NAME.out.
+	vm_in() {
+		local n=$1 fd; shift
+		mkfifo "$work/$n.in"
+		exec {fd}<>"$work/$n.in"
+		eval "in_$n=$fd"
+		"$FERRY" run --kernel "$TESTGUEST" --api "$work/$n.sock" --serial stdio \
+			--log-level info --insecure "$@" <"$work/$n.in" >"$work/$n.out" 2>"$work/$n.err" &
+		pids+=($!)
+		eval "pid_$n=$!"
+	}
+	# The guest's verify: every page checked again after the request.
+	verify_on() { # NAME
+		local before fd
+		before=$(lines "$1" "TESTGUEST VERIFY ok")
+		fd=$(eval echo \$in_$1)
+		echo verify >&"$fd"
+		for ((i = 0; i < 300; i++)); do
+			grep -q "TESTGUEST FAIL verify" "$work/$1.out" && fail "$1: the guest's verify failed"
+			[ "$(lines "$1" "TESTGUEST VERIFY ok")" -gt "$before" ] && {
+				echo "$1: $(grep "TESTGUEST VERIFY ok" "$work/$1.out" | tail -n1)"
+				return 0
+			}
+			sleep 0.1
+		done
+		fail "$1: no answer to verify within 30 s"
+	}
+	# A page's generation and checksum are checked on every pass: two more
+	# full passes on the destination after its first line mean every page
+	# was checked there.
+	check_passes() { # OUT
+		python3 - "$1" <<'PY' || fail "the destination did not check every page"
+import re, sys
+p = [int(m.group(1)) for m in re.finditer(r"TESTGUEST DIRTY \d+ pass=(\d+) errors=0\n", open(sys.argv[1]).read())]
+if len(p) < 2 or p[-1] < p[0] + 2: sys.exit("passes on the destination: %s" % p)
+print("destination: passes %d..%d, every page checked" % (p[0], p[-1]))
+PY
+	}
+	if [ "$case_name" = dirty-corrupt ]; then
+		# Two pages damaged on purpose (one bit flipped, one stale
+		# generation): the guest must name both, and check_dirty must
+		# then fail, or a broken migration could pass unnoticed.
+		vm c --cpus 2 --memory 256M --cmdline "testguest.run=dirty:16:0:corrupt"
+		wait_exit "$pid_c" 60
+		[ "$rc" = 0 ] || fail "the guest did not power off (exit $rc)"
+		grep -q "TESTGUEST PASS dirty-corrupt" "$work/c.out" || fail "the guest missed a damaged page"
+		read -r flipped stale < <(sed -nE 's/.*flipped a bit in page ([0-9a-f]+), made page ([0-9a-f]+) stale.*/\1 \2/p' "$work/c.out")
+		[ -n "$stale" ] || fail "the guest did not say which pages it damaged"
+		grep -q "FAIL dirty: page $flipped (cpu 1) does not match its checksum" "$work/c.out" ||
+			fail "no checksum failure for page $flipped (of the second vCPU)"
+		grep -q "FAIL dirty: page $stale (cpu 0) holds generation 0, expected 1" "$work/c.out" ||
+			fail "no stale-generation failure for page $stale"
+		if (check_dirty "$work/c.out") >"$work/check.log" 2>&1; then
+			fail "check_dirty passed a guest that reported damaged pages"
+		fi
+		echo "check_dirty fails as it must: $(grep -m1 'guest' "$work/check.log")"
+	else
+		port=$(free_port)
+		flags=()
+		case $case_name in
+		dirty-2cpu) wl=dirty:64:0 ;;
+		dirty-2cpu-rate) wl=dirty:128:200 ;;
+		dirty-2cpu-once) wl=dirty:256:0:once ;;
+		# Faster than the link from both vCPUs: auto-converge must
+		# throttle both.
+		dirty-2cpu-throttle) wl=dirty:32:0; flags=(--max-bandwidth 40M --timeout 60) ;;
+		dirty-2cpu-cut) wl=dirty:128:0:once ;;
+		esac
+		vm_in src --cpus 2 --memory 512M --cmdline "testguest.run=$wl"
+		vm_in dst --cpus 2 --memory 512M --cmdline "testguest.run=$wl" --incoming "tcp:127.0.0.1:$port"
+		wait_for "$work/src.out" "DIRTY READY mib=[0-9]+ rate=[0-9]+ cpus=2" 30
+		wait_for "$work/src.out" "DIRTY 1 " 10
+		verify_on src
+		wait_listen "$port"
+		if [ "$case_name" = dirty-2cpu-cut ]; then
+			pport=$(free_port)
+			proxy "$pport" "$port" cut:$((RANDOM * 256 + (1 << 20)))
+			migrate src "$pport"
+			[ "$mrc" = 8 ] || [ "$mrc" = 7 ] || fail "ferry migrate exit $mrc, expected 8 or 7"
+			expect_alive src "DIRTY [0-9]"
+			verify_on src
+			check_dirty "$work/src.out"
+		else
+			migrate src "$port" "${flags[@]}"
+			[ "$mrc" = 0 ] || fail "ferry migrate exit $mrc"
+			wait_exit "$pid_src" 10
+			[ "$rc" = 0 ] || fail "the source exited $rc after migrating, expected 0"
+			n=$(grep -o 'DIRTY [0-9]* ' "$work/src.out" | tail -n1 | cut -d' ' -f2)
+			wait_for "$work/dst.out" "DIRTY $((n + 3)) " 20
+			verify_on dst
+			check_dirty "$work/src.out" "$work/dst.out"
+			check_passes "$work/dst.out"
+		fi
+	fi ;;
 *)
 	echo "unknown case $case_name"; exit 1 ;;
 esac
