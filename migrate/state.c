@@ -107,6 +107,11 @@ static int st_check(const void *fdt, uint32_t len, const char *what, struct ferr
 	if (fdt_version(fdt) < 17)
 		return ferr_set(e, -EPROTO, "%s: device tree version %u, ferry needs 17",
 				what, fdt_version(fdt));
+	/* ... and loops forever on a property length that wraps the offset
+	 * (found by tests/fuzz/fuzz_devstate): walk the tags first. */
+	if (mig_fdt_walkable(fdt, len) < 0)
+		return ferr_set(e, -EPROTO, "%s: malformed device tree: its tags do not lead to FDT_END inside the structure block",
+				what);
 	ret = fdt_check_full(fdt, len);
 	if (ret)
 		return ferr_set(e, -EPROTO, "%s: malformed device tree: %s", what,

@@ -368,6 +368,11 @@ static const struct cli_opt *find_opt(const char *name, size_t len)
 	return NULL;
 }
 
+/* Caps on --config: a file is a few dozen short lines; the longest value
+ * is a kernel command line (Linux takes 2 KiB on x86). */
+#define CLI_CONFIG_MAX      (1024 * 1024)
+#define CLI_CONFIG_LINE_MAX (16 * 1024)
+
 int cli_parse_config(char *text, const char *file, struct vm_config *cfg, struct ferr *e)
 {
 	char *save = NULL, *line;
@@ -383,6 +388,9 @@ int cli_parse_config(char *text, const char *file, struct vm_config *cfg, struct
 		if (save)
 			*save++ = '\0';
 		lineno++;
+		if (strlen(line) > CLI_CONFIG_LINE_MAX)
+			return ferr_set(e, -EINVAL, "%s:%u: line longer than %d bytes", file, lineno,
+					CLI_CONFIG_LINE_MAX);
 		while (*line == ' ' || *line == '\t')
 			line++;
 		if (!*line || *line == '#')
@@ -428,7 +436,10 @@ static int load_config(int argc, char **argv, struct cli *out, struct ferr *e)
 	}
 	if (!path)
 		return 0;
-	ret = read_file(path, 1 * MiB, &buf, &len);
+	ret = read_file(path, CLI_CONFIG_MAX, &buf, &len);
+	if (ret == -EFBIG)
+		return ferr_set(e, ret, "--config %s: larger than %d bytes (is it the right file?)",
+				path, CLI_CONFIG_MAX);
 	if (ret < 0)
 		return ferr_errno(e, ret, "--config %s: cannot read", path);
 	out->config_text = realloc(buf, len + 1);

@@ -84,6 +84,7 @@ extern const struct blk_backend_ops isc_ops;
 #define ISC_INQUIRY_MIN    96
 #define ISC_READCAP16_MIN  32
 #define ISC_VPD_MIN        64
+#define ISC_PR_RESV_MIN    24           /* PERSISTENT RESERVE IN, READ RESERVATION */
 void *isc_unmarshall(struct scsi_task *t, int min);
 
 /* libiscsi's last error, without its trailing newline. */

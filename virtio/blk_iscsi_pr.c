@@ -69,7 +69,7 @@ static int pr_read_reservation(struct blk_iscsi *s, uint64_t *key, int *type, co
 		*why = isc_error(s->ctx);
 		return -EIO;
 	}
-	if (t->status != SCSI_STATUS_GOOD || !(rr = scsi_datain_unmarshall(t))) {
+	if (t->status != SCSI_STATUS_GOOD || !(rr = isc_unmarshall(t, ISC_PR_RESV_MIN))) {
 		*why = t->status == SCSI_STATUS_CHECK_CONDITION ? scsi_sense_ascq_str(t->sense.ascq) :
 								 isc_error(s->ctx);
 		ret = t->status == SCSI_STATUS_GOOD ? -EPROTO :

@@ -93,6 +93,11 @@ static int vp_load_queues(struct virtio_pci *vp, const fdt32_t *q, struct ferr *
 		vq->desc = get64(w + 3);
 		vq->avail = get64(w + 5);
 		vq->used = get64(w + 7);
+		/* A queue live from an earlier load is replaced, not leaked
+		 * (found by tests/fuzz/fuzz_devstate). */
+		if (d->vq_ready[i])
+			vq_destroy(&d->vqs[i]);
+		d->vq_ready[i] = false;
 		if (!vq->enabled || !(d->status & VIRTIO_STATUS_DRIVER_OK))
 			continue;
 		ret = vq_init(&d->vqs[i], d->gm, vq->size, vq->desc, vq->avail, vq->used,

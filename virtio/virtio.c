@@ -194,6 +194,15 @@ int virtio_dev_load(struct virtio_dev *d, const void *fdt, int node, struct ferr
 
 		if (!d->vq_ready[q])
 			continue;
+		/* Saved drained: every chain taken was used, so the indexes
+		 * agree.  Apart, the first kick would take chains the driver
+		 * never offered, and with the rings overlapping loop forever
+		 * (found by tests/fuzz/fuzz_devstate). */
+		if (fdt32_ld(&w[0]) != fdt32_ld(&w[1])) {
+			pthread_mutex_unlock(&d->lock);
+			return ferr_set(e, -EPROTO, "%s: queue %u was saved with %u chains taken and %u used (a drained queue has them equal)",
+					d->name, q, fdt32_ld(&w[0]), fdt32_ld(&w[1]));
+		}
 		vq->last_avail_idx = (uint16_t)fdt32_ld(&w[0]);
 		vq->used_idx = (uint16_t)fdt32_ld(&w[1]);
 		vq->signalled_used = (uint16_t)fdt32_ld(&w[2]);

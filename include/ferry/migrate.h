@@ -89,6 +89,11 @@ int mig_parse_uri(const char *uri, char *host, size_t host_len, char *port,
 #define MIG_STATE_MAX   (16 * 1024 * 1024u)
 #define MIG_ERROR_MAX   512u
 
+/* A MACHINE or STATE blob's structure block walks forward, tag by tag, to
+ * FDT_END inside @len bytes: 0, or -EPROTO (migrate/fdt_walk.c; state.c
+ * checks this before libfdt, whose fdt_check_full can loop forever). */
+int mig_fdt_walkable(const void *fdt, uint32_t len);
+
 enum mig_rec_type {
 	MIG_REC_MACHINE = 1,
 	MIG_REC_RAM = 2,

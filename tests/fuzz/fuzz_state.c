@@ -97,7 +97,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	/* libfdt 1.6.1's fdt_check_full dereferences NULL on a version < 16
 	 * tree: ferry writes version 17 and must refuse the rest first (the
 	 * destination's st_check in migrate/state.c). */
-	if (fdt_totalsize(fdt) != len || fdt_version(fdt) < 17 || fdt_check_full(fdt, len))
+	if (fdt_totalsize(fdt) != len || fdt_version(fdt) < 17 ||
+	    mig_fdt_walkable(fdt, len) || fdt_check_full(fdt, len))
 		goto out;
 	devs = fdt_subnode_offset(fdt, 0, "devices");
 	if (devs < 0)

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build and run ferry's libFuzzer targets for FUZZ_SECONDS (default 60) each.
 #   tests/fuzz/run.sh [TARGET...]     run targets (default: all fuzz_*.c)
-#   tests/fuzz/run.sh --gen-seeds     regenerate tests/fuzz/corpus/queue
+#   tests/fuzz/run.sh --gen-seeds     regenerate tests/fuzz/corpus/queue and devstate
 # Exits 0 with no findings, 1 on a finding (the crashing input and the log
 # are kept and their path printed), 77 if $CC cannot build fuzzers.
 set -eu
@@ -14,6 +14,7 @@ cflags="-g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -fno-sanitize-recover=all"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ferry-fuzz.XXXXXX")
 keep=0
 trap '[ "$keep" = 1 ] || rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/nocfg" && echo "#define HAVE_LIBISCSI" >"$tmp/nocfg/config.h"
 
 # The sources each target links, and its seed corpus.
 srcs_of() {
@@ -26,11 +27,14 @@ srcs_of() {
 	fuzz_queue) echo "virtio/queue.c src/mem.c src/err.c src/log.c src/util.c" ;;
 	fuzz_net) echo "virtio/net.c virtio/net_state.c virtio/tap.c virtio/virtio.c virtio/queue.c src/loop.c src/mem.c src/err.c src/log.c src/util.c -lfdt" ;;
 	fuzz_blk) echo "virtio/blk.c virtio/blk_config.c virtio/blk_file.c virtio/virtio.c virtio/queue.c src/mem.c src/err.c src/log.c src/util.c src/loop.c -lfdt" ;;
-	fuzz_api) echo "$part src/api.c src/vmm.c src/err.c src/log.c src/util.c -ljson-c" ;;
+	fuzz_api) echo "$part src/api.c src/vmm.c src/privs.c src/seccomp.c src/err.c src/log.c src/util.c -ljson-c" ;;
 	fuzz_cli|fuzz_config) echo "$part src/cli.c src/ctl.c src/privs.c src/seccomp.c virtio/blk.c virtio/blk_config.c virtio/blk_iscsi_url.c virtio/net.c migrate/migrate.c src/err.c src/log.c src/util.c" ;;
 	fuzz_loader) echo "src/boot/boot.c src/boot/elf.c src/boot/bzimage.c src/mem.c src/err.c src/log.c src/util.c" ;;
-	fuzz_state) echo "$part migrate/state.c devices/uart8250.c devices/i8042.c devices/rtc.c devices/pm.c src/bus.c src/mem.c src/err.c src/log.c src/util.c -lfdt" ;;
+	fuzz_state) echo "$part migrate/state.c migrate/fdt_walk.c devices/uart8250.c devices/i8042.c devices/rtc.c devices/pm.c src/bus.c src/mem.c src/err.c src/log.c src/util.c -lfdt" ;;
 	fuzz_stream) echo "$part migrate/stream.c src/mem.c src/err.c src/log.c src/util.c" ;;
+	# migrate/tls.c and virtio/blk_iscsi*.c include config.h: libiscsi, no GnuTLS.
+	fuzz_parsers) echo "$part -I$tmp/nocfg virtio/blk_iscsi_url.c virtio/blk_iscsi.c virtio/blk_iscsi_open.c migrate/tls.c src/privs.c src/seccomp.c src/err.c src/log.c src/util.c -liscsi -ljson-c" ;;
+	fuzz_devstate) echo "$part migrate/fdt_walk.c virtio/virtio.c virtio/mmio.c virtio/queue.c virtio/console.c virtio/net.c virtio/net_state.c virtio/tap.c virtio/rng.c virtio/pci.c virtio/pci_irq.c virtio/pci_state.c devices/pci.c src/irqchip.c src/loop.c src/bus.c src/mem.c src/err.c src/log.c src/util.c -lfdt" ;;
 	*) echo "run.sh: unknown target $1" >&2; return 1 ;;
 	esac
 }
@@ -47,6 +51,10 @@ if [ "${1:-}" = "--gen-seeds" ]; then
 	mkdir -p tests/fuzz/corpus/queue
 	"$tmp/gen" tests/fuzz/corpus/queue
 	ls -l tests/fuzz/corpus/queue
+	"$CC" $cflags -DFUZZ_DEVSTATE_GEN_SEEDS tests/fuzz/fuzz_devstate.c $(srcs_of fuzz_devstate) -o "$tmp/gen-devstate"
+	mkdir -p tests/fuzz/corpus/devstate
+	"$tmp/gen-devstate" tests/fuzz/corpus/devstate
+	ls -l tests/fuzz/corpus/devstate
 	exit 0
 fi
 
@@ -62,7 +70,7 @@ for t in "$@"; do
 	mkdir -p "$tmp/corpus-$t" "$tmp/artifacts-$t"
 	cp "$(corpus_of "$t")"/* "$tmp/corpus-$t/" 2>/dev/null || true
 	rc=0
-	"$tmp/$t" -max_total_time="$secs" -print_final_stats=1 -max_len=8192 \
+	"$tmp/$t" -max_total_time="$secs" -timeout=10 -print_final_stats=1 -max_len=8192 \
 		-artifact_prefix="$tmp/artifacts-$t/" "$tmp/corpus-$t" >"$tmp/$t.log" 2>&1 || rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$tmp/$t.log" | tail -n 1)
 	findings=$(ls "$tmp/artifacts-$t" | wc -l)

@@ -154,6 +154,47 @@ TEST(flags_override_config_file)
 	unlink(path);
 }
 
+/* --config's caps: a 16 KiB line and a 1 MiB file, each refused with a
+ * message that says which (and never read without bound). */
+TEST(config_file_limits)
+{
+	char path[] = "/tmp/ferry-conf-XXXXXX";
+	size_t big = 1024 * 1024 + 1, n = 16 * 1024 + 1;
+	char *text = malloc(big), want[128];
+	struct vm_config cfg;
+	struct cli c;
+	struct ferr e;
+	int fd;
+
+	CHECK(text != NULL);
+	if (!text)
+		return;
+	/* Line 2 holds a value just past the cap; one byte less is fine. */
+	memcpy(text, "cpus = 1\ncmdline = ", 19);
+	memset(text + 19, 'x', n - 10);
+	text[19 + n - 10] = '\0';
+	cli_vm_defaults(&cfg);
+	CHECK(cli_parse_config(text, "vm.conf", &cfg, &e) < 0);
+	CHECK_STR(e.msg, "vm.conf:2: line longer than 16384 bytes");
+	/* The parser cuts the text in place: write it again. */
+	memcpy(text, "cpus = 1\ncmdline = ", 19);
+	text[19 + n - 11] = '\0';
+	cli_vm_defaults(&cfg);
+	CHECK_EQ(cli_parse_config(text, "vm.conf", &cfg, &e), 0);
+
+	fd = mkstemp(path);
+	CHECK(fd >= 0);
+	memset(text, '#', big);
+	CHECK(write(fd, text, big) == (ssize_t)big);
+	close(fd);
+	CHECK(PARSE(&c, &e, "run", "--config", path) < 0);
+	snprintf(want, sizeof(want), "--config %s: larger than 1048576 bytes (is it the right file?)", path);
+	CHECK_STR(e.msg, want);
+	cli_free(&c);
+	unlink(path);
+	free(text);
+}
+
 int main(void)
 {
 	RUN(defaults_and_values);
@@ -162,5 +203,6 @@ int main(void)
 	RUN(config_file_lines);
 	RUN(config_file_errors_name_file_and_line);
 	RUN(flags_override_config_file);
+	RUN(config_file_limits);
 	return tap_done();
 }

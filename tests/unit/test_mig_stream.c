@@ -282,5 +282,49 @@ int main(void)
 		}
 		free(fdt);
 	}
+	{
+		/* Resource limits (helper limits): a MACHINE record past
+		 * MIG_MACHINE_MAX and a RAM record of more than
+		 * MIG_RAM_MAX_PAGES data pages are refused from their
+		 * headers, before any allocation or copy. */
+		static const struct { uint32_t type, len, npages; const char *why; } bad[] = {
+			{ MIG_REC_MACHINE, MIG_MACHINE_MAX + 1, 0, "at most" },
+			{ MIG_REC_RAM, 16 + (MIG_RAM_MAX_PAGES + 1) * MIG_PAGE_SIZE,
+			  MIG_RAM_MAX_PAGES + 1, "malformed RAM record" },
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			struct mig_rec_hdr h = { bad[i].type, bad[i].len };
+			struct mig_ram_hdr rh = { 0, bad[i].npages, 0 };
+			struct guest_mem gm = { .nr_regions = 1, .ram_size = RAM_SIZE, .memfd = -1 };
+			struct mig_sink sink = { .mem = &gm, .machine = machine_ok, .state = state_ok };
+			struct mig_writer w;
+			struct mig_reader r;
+			int sv[2];
+
+			gm.regions[0] = (struct mem_region){ 0, RAM_SIZE, dst_ram };
+			socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+			mig_writer_init(&w, sv[0], 0);
+			mig_put_preamble(&w);
+			if (bad[i].type == MIG_REC_RAM) {
+				mig_put_rec(&w, MIG_REC_MACHINE, "machine", 7);
+				mig_put_section(&w);
+			}
+			mig_flush(&w);
+			if (write(sv[0], &h, sizeof(h)) != sizeof(h) ||
+			    (bad[i].type == MIG_REC_RAM && write(sv[0], &rh, sizeof(rh)) != sizeof(rh)))
+				h.len = 0;
+			shutdown(sv[0], SHUT_WR);
+			mig_reader_init(&r, sv[1], 0);
+			ret = mig_receive(&r, sv[1], &sink, &e);
+			ok(ret == -EPROTO && strstr(e.msg, bad[i].why),
+			   "record type %u of %u bytes is refused from its header (%s)", bad[i].type,
+			   bad[i].len, e.msg);
+			mig_reader_free(&r);
+			mig_writer_free(&w);
+			close(sv[0]);
+			close(sv[1]);
+		}
+	}
 	return tap_done();
 }

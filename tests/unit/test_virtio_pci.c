@@ -13,6 +13,8 @@
 
 #include <linux/kvm.h>
 
+#include <libfdt.h>
+
 #include "ferry/devices.h"
 #include "ferry/loop.h"
 #include "ferry/platform.h"
@@ -649,6 +651,57 @@ TEST(fail_logs_once)
 	cc_wr(STATUS, 0, 1);
 }
 
+/* virtio/pci_state.c: a state loaded into a device whose queue a first
+ * load had set up replaces that queue (it leaked it before: found by
+ * tests/fuzz/fuzz_devstate; an ASan build's leak check sees it), and the
+ * device serves requests after it. */
+TEST(state_loads_twice)
+{
+	struct { uint64_t a; uint32_t l; uint16_t f, n; } desc = { DATA, 16, 2, 0 };
+	struct ferr e = { { 0 } };
+	size_t cap = 64 * 1024;
+	void *fdt = calloc(1, cap);
+	uint16_t used;
+	int node;
+
+	CHECK(fdt != NULL);
+	if (!fdt)
+		return;
+	cc_wr(STATUS, 0, 1);
+	negotiate(1ULL << VIRTIO_F_VERSION_1);
+	memset(gm_ptr(&vm.mem, DESC, 0x4000), 0, 0x4000);
+	queue_setup(8, DESC, AVAIL, USED);
+	cc_wr(STATUS, S_ACK | S_DRV | S_FOK | S_DOK, 1);
+	CHECK(dev->vq_ready[0]);
+	CHECK_EQ(virtio_dev_quiesce(dev), 0);
+	CHECK_EQ(fdt_create(fdt, cap), 0);
+	CHECK_EQ(fdt_finish_reservemap(fdt), 0);
+	CHECK_EQ(fdt_begin_node(fdt, ""), 0);
+	CHECK_EQ(fdt_begin_node(fdt, dev->name), 0);
+	CHECK_EQ(virtio_dev_save(dev, fdt), 0);
+	CHECK_EQ(fdt_end_node(fdt), 0);
+	CHECK_EQ(fdt_end_node(fdt), 0);
+	CHECK_EQ(fdt_finish(fdt), 0);
+	node = fdt_first_subnode(fdt, 0);
+	CHECK(node >= 0);
+	CHECK_EQ(virtio_dev_load(dev, fdt, node, &e), 0);
+	CHECK_EQ(virtio_dev_load(dev, fdt, node, &e), 0);
+	if (e.msg[0])
+		printf("# %s\n", e.msg);
+	CHECK(dev->vq_ready[0]);
+	virtio_dev_resume(dev);
+	used = rd16(USED + 2);
+	CHECK_EQ(gm_write(&vm.mem, DESC, &desc, sizeof(desc)), 0);
+	wr16(AVAIL + 4 + (rd16(AVAIL + 2) % 8) * 2, 0);
+	wr16(AVAIL + 2, rd16(AVAIL + 2) + 1);
+	cc_wr(NOTIFY, 0, 4);
+	want_used = used + 1;
+	CHECK(run_loop_until(used_reached));
+	CHECK_EQ(rd16(USED + 2), used + 1);
+	cc_wr(STATUS, 0, 1);
+	free(fdt);
+}
+
 TEST(teardown)
 {
 	virtio_dev_destroy(dev);
@@ -719,6 +772,7 @@ int main(void)
 	RUN(msix);
 	RUN(bar_move);
 	RUN(fail_logs_once);
+	RUN(state_loads_twice);
 	RUN(teardown);
 	pci_destroy(vm.pci);
 	loop_destroy(vm.loop);
