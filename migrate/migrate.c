@@ -40,6 +40,7 @@
 #define MIG_DONE_TIMEOUT_MS    30000
 #define MIG_SOCK_BUF           (8 * 1024 * 1024)
 #define MIG_EVENT_NS           100000000ULL     /* progress events at most 10/s */
+#define MIG_THROTTLE_JUMP_MAX  90u              /* the ramp alone goes further */
 
 enum mig_phase { PH_NONE, PH_SETUP, PH_ACTIVE, PH_SWITCHOVER, PH_DONE };
 enum mig_call { MIG_CALL_NONE, MIG_CALL_QUIESCE, MIG_CALL_RESUME };
@@ -492,6 +493,21 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 				 pr->bandwidth / (double)MiB);
 			out = MIG_OUT_TIMEOUT;
 			goto out;
+		}
+		/* The guest dirties more than half of what the link takes:
+		 * rounds cannot shrink fast enough, so throttle at once to
+		 * what brings its unthrottled rate under half the link,
+		 * instead of waiting two rounds per step of the ramp below. */
+		if (g->p.auto_converge && pr->dirty_rate * 2 > pr->bandwidth) {
+			uint64_t raw = pr->dirty_rate * 100 / (100 - MIN(pr->throttle_pct, 99u));
+			unsigned int want = 100 - (unsigned int)MIN(pr->bandwidth * 50 / raw, 100ULL);
+
+			want = MIN(want, MIG_THROTTLE_JUMP_MAX);
+			if (want > pr->throttle_pct) {
+				pr->throttle_pct = want;
+				__atomic_store_n(&vm->throttle_pct, want, __ATOMIC_RELAXED);
+				no_progress = 0;
+			}
 		}
 		/* Not getting closer: throttle the vCPUs, harder each round. */
 		if (expect < best * 9 / 10) {

@@ -2,9 +2,9 @@
  * clearing (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 + INITIALLY_SET: enabling is
  * cheap and pages are write-protected only when we are about to send
  * them), and the page walk that turns a dirty bitmap into RAM records,
- * skipping zero pages.  Slot i is guest_mem region i (src/vm.c).  Pages
- * devices write (gm_mark_dirty) are merged in too: KVM sees only what
- * vCPUs write. */
+ * skipping zero pages and pages written again since the round began.
+ * Slot i is guest_mem region i (src/vm.c).  Pages devices write
+ * (gm_mark_dirty) are merged in too: KVM sees only what vCPUs write. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -21,6 +21,7 @@
 #include "ferry/vm.h"
 
 #define BITS_PER_WORD 64
+#define MIG_PEEK_PAGES 4096             /* 16 MiB between looks at KVM's log */
 #define PAGEMAP_PRESENT (1ULL << 63)
 #define PAGEMAP_SWAPPED (1ULL << 62)
 
@@ -225,6 +226,15 @@ static bool pagemap_read(struct mig_ram *r, const uint8_t *hva, uint64_t *ent, s
 	return pread(r->pagemap_fd, ent, n * sizeof(uint64_t), off) == (ssize_t)(n * sizeof(uint64_t));
 }
 
+/* KVM's log of slot @i as it stands (into r->tmp); with manual clearing
+ * reading it changes nothing, so the next sync still sees every bit. */
+static bool peek_log(struct mig_ram *r, int i)
+{
+	struct kvm_dirty_log log = { .slot = i, .dirty_bitmap = r->tmp };
+
+	return ioctl(r->vm->vm_fd, KVM_GET_DIRTY_LOG, &log) == 0;
+}
+
 static int send_slot(struct mig_ram *r, int i, struct mig_writer *w, bool first,
 		     struct mig_ram_round *st, struct ferr *e)
 {
@@ -232,6 +242,8 @@ static int send_slot(struct mig_ram *r, int i, struct mig_writer *w, bool first,
 	uint64_t *bm = r->dirty[i], pm[BITS_PER_WORD];
 	size_t nw = words(r->npages[i]);
 	struct run run = { 0 };
+	unsigned int since_peek = 0;
+	bool have_peek = false;
 	int ret;
 
 	if (r->manual) {
@@ -252,6 +264,16 @@ static int send_slot(struct mig_ram *r, int i, struct mig_writer *w, bool first,
 		if (!bits)
 			continue;
 		bm[wi] = 0;
+		/* Pages the guest wrote again since this round began are
+		 * in KVM's log for the next round: sending them now would
+		 * be wasted.  Look at the log every MIG_PEEK_PAGES pages. */
+		if (r->manual && since_peek >= MIG_PEEK_PAGES) {
+			since_peek = 0;
+			have_peek = peek_log(r, i);
+		}
+		if (have_peek)
+			bits &= ~r->tmp[wi];
+		since_peek += __builtin_popcountll(bits);
 		have_pm = first && pagemap_read(r, reg->hva + wi * BITS_PER_WORD * MIG_PAGE_SIZE, pm,
 						MIN((uint64_t)BITS_PER_WORD,
 						    r->npages[i] - wi * BITS_PER_WORD));

@@ -82,7 +82,7 @@ int mig_parse_uri(const char *uri, char *host, size_t host_len, char *port,
 /* ---- the stream (stream.c) ---- */
 
 #define MIG_MAGIC       "FERRYMIG"
-#define MIG_VERSION     1
+#define MIG_VERSION     2
 #define MIG_PAGE_SIZE   4096u
 #define MIG_RAM_MAX_PAGES 256u                  /* pages of data per record */
 #define MIG_MACHINE_MAX (64 * 1024u)
