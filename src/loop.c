@@ -1,7 +1,11 @@
 /* epoll-based event loop: a table of (fd, handler) and one dispatch loop.
  * After handling events it keeps polling epoll for a short while before it
  * sleeps: the next queue kick or disk completion usually follows within
- * microseconds, and waking a sleeping host CPU costs more than that. */
+ * microseconds, and waking a sleeping host CPU costs more than that.  The
+ * window adapts as KVM's halt polling does: it grows while events arrive
+ * soon after the loop went to sleep and shrinks to nothing while they come
+ * later than the window could reach, so that a loop waiting on a slow peer
+ * (an iSCSI target on the same CPUs) does not burn the CPU the peer needs. */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -21,6 +25,7 @@ struct loop {
 	int epfd;
 	bool quit;
 	struct loop_source *sources;
+	uint64_t poll_ns;               /* the current polling window */
 };
 
 struct loop *loop_create(void)
@@ -102,10 +107,26 @@ int loop_mod(struct loop *l, int fd, uint32_t events)
 	return -ENOENT;
 }
 
-/* How long the loop polls after its last event before it sleeps: a bit
+/* The longest the loop polls after its last event before it sleeps: a bit
  * more than a fast disk's 4 KiB read, so that a request chain at queue
- * depth 1 never sleeps; an idle loop stops polling after this. */
-#define LOOP_POLL_NS	150000ull
+ * depth 1 never sleeps; an idle loop stops polling after this.  The window
+ * starts at LOOP_POLL_START_NS once an event shows up soon after a sleep. */
+#define LOOP_POLL_MAX_NS	150000ull
+#define LOOP_POLL_START_NS	10000ull
+
+/* After a sleep of @slept_ns: widen the window if polling a little longer
+ * would have caught the event, close it if nothing within reach came. */
+static void loop_poll_adapt(struct loop *l, uint64_t slept_ns)
+{
+	if (slept_ns <= l->poll_ns)
+		return;
+	if (slept_ns > LOOP_POLL_MAX_NS)
+		l->poll_ns /= 2;
+	else if (l->poll_ns < LOOP_POLL_MAX_NS)
+		l->poll_ns = l->poll_ns ? MIN(l->poll_ns * 2, LOOP_POLL_MAX_NS) : LOOP_POLL_START_NS;
+	if (l->poll_ns < LOOP_POLL_START_NS / 2)
+		l->poll_ns = 0;
+}
 
 static void loop_reap(struct loop *l)
 {
@@ -129,8 +150,10 @@ int loop_run(struct loop *l)
 	uint64_t poll_until = 0;
 
 	l->quit = false;
+	l->poll_ns = LOOP_POLL_MAX_NS;
 	while (!l->quit) {
-		int timeout = poll_until && now_ns() < poll_until ? 0 : -1;
+		uint64_t t = now_ns();
+		int timeout = t < poll_until ? 0 : -1;
 		int n = epoll_wait(l->epfd, evs, 32, timeout);
 
 		if (n < 0) {
@@ -138,8 +161,13 @@ int loop_run(struct loop *l)
 				continue;
 			return -errno;
 		}
-		if (n > 0)
-			poll_until = now_ns() + LOOP_POLL_NS;
+		if (n > 0) {
+			uint64_t now = now_ns();
+
+			if (timeout < 0)
+				loop_poll_adapt(l, now - t);
+			poll_until = now + l->poll_ns;
+		}
 		for (int i = 0; i < n && !l->quit; i++) {
 			struct loop_source *s = evs[i].data.ptr;
 
