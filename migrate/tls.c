@@ -164,6 +164,12 @@ static int mig_tls_check_cfg(const struct vm_config *cfg, bool *any, struct ferr
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+/* No implicit GnuTLS initialisation when the library loads: it would set
+ * up its crypto backends and PKCS#11 (p11-kit) for every ferry, about
+ * 2 MiB of memory, while only a VM given TLS credentials needs them
+ * (mig_tls_create initialises then, at start-up). */
+GNUTLS_SKIP_GLOBAL_INIT
+
 struct mig_tls {
 	bool psk;
 	char ident[MIG_TLS_IDENT_MAX + 1];
