@@ -236,6 +236,29 @@ static int mig_snap_finish(struct mig *g, int fd, struct ferr *e)
 }
 
 /* The whole source side; returns the outcome, the reason in @e. */
+/* Stop the guest for the copy that ends a migration or a snapshot: pause
+ * the vCPUs, then quiesce the devices on the loop.  *@paused and
+ * *@quiesced say what the caller must undo on failure (even a failed
+ * quiesce leaves some devices to resume); @t_pause and @t_stopped time
+ * the downtime. */
+static int mig_stop_vm(struct mig *g, bool *paused, bool *quiesced, uint64_t *t_pause,
+		       uint64_t *t_stopped, struct ferr *e)
+{
+	int ret;
+
+	*t_pause = now_ns();
+	ret = vm_pause(&g->vmm->vm);
+	if (ret < 0)
+		return ferr_set(e, ret, "the VM is stopping");
+	*paused = true;
+	*quiesced = true;
+	ret = mig_loop_call(g, MIG_CALL_QUIESCE);
+	if (ret < 0)
+		return ferr_errno(e, ret, "cannot quiesce the virtio devices");
+	*t_stopped = now_ns();
+	return 0;
+}
+
 static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct ferr *e)
 {
 	struct vm *vm = &g->vmm->vm;
@@ -278,20 +301,9 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 	/* A snapshot that is not live: stop everything as at switchover
 	 * first, then one pass over RAM. */
 	if (snap && !g->p.live) {
-		t_pause = now_ns();
-		ret = vm_pause(vm);
-		if (ret < 0) {
-			ferr_set(e, ret, "the VM is stopping");
+		ret = mig_stop_vm(g, &paused, &quiesced, &t_pause, &t_stopped, e);
+		if (ret < 0)
 			goto out;
-		}
-		paused = true;
-		quiesced = true;
-		ret = mig_loop_call(g, MIG_CALL_QUIESCE);
-		if (ret < 0) {
-			ferr_errno(e, ret, "cannot quiesce the virtio devices");
-			goto out;
-		}
-		t_stopped = now_ns();
 	}
 
 	/* Preamble and machine: the destination answers before any RAM. */
@@ -438,20 +450,9 @@ static enum mig_outcome mig_run(struct mig *g, struct mig_progress *pr, struct f
 	pr->phase = PH_SWITCHOVER;
 	mig_set_progress(g, pr);
 	if (!paused) {
-		t_pause = now_ns();
-		ret = vm_pause(vm);
-		if (ret < 0) {
-			ferr_set(e, ret, "the VM is stopping");
+		ret = mig_stop_vm(g, &paused, &quiesced, &t_pause, &t_stopped, e);
+		if (ret < 0)
 			goto out;
-		}
-		paused = true;
-		quiesced = true;        /* even a failed quiesce leaves some to resume */
-		ret = mig_loop_call(g, MIG_CALL_QUIESCE);
-		if (ret < 0) {
-			ferr_errno(e, ret, "cannot quiesce the virtio devices");
-			goto out;
-		}
-		t_stopped = now_ns();
 	}
 	ret = mig_put_rec(&w, MIG_REC_SWITCHOVER, NULL, 0);
 	if (ret < 0 || (dirty = mig_ram_sync(ram, e)) < 0 ||
