@@ -33,9 +33,6 @@ command -v psktool >/dev/null || skip "psktool is missing (apt-get install gnutl
 command -v certtool >/dev/null || skip "certtool is missing (apt-get install gnutls-bin)"
 "$FERRY" run --help 2>&1 | grep -q -- --tls-psk || skip "this ferry has no --tls-psk"
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 hb_args=(--cmdline "testguest.run=heartbeat testguest.powerbutton=ignore")
 # vm NAME ARGS...: ferry in the background; serial NAME.out, log NAME.err,
 # control socket NAME.sock, pid in pid_NAME.
@@ -46,22 +43,7 @@ vm() {
 	pids+=($!)
 	eval "pid_$n=$!"
 }
-wait_for() { # FILE PATTERN SECONDS
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		grep -qE -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	fail "$1: no '$2' within $3 s"
-}
-wait_exit() { # PID SECONDS -> sets $rc
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		kill -0 "$1" 2>/dev/null || { wait "$1"; rc=$?; return 0; }
-		sleep 0.1
-	done
-	fail "process $1 still running after $2 s"
-}
+. "$(dirname "$0")/lib.sh"
 migrate() { # SRC PORT -> $mrc, output in migrate.log
 	timeout -s KILL 120 "$FERRY" migrate --api "$work/$1.sock" --to "tcp:127.0.0.1:$2" \
 		>"$work/migrate.log" 2>&1

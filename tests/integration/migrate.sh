@@ -27,9 +27,6 @@ need_kvm() {
 	[ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "SKIP: /dev/kvm not accessible to $(id -un)"; exit 77; }
 	command -v python3 >/dev/null || { echo "SKIP: python3 is needed for ports and the proxy"; exit 77; }
 }
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 # vm NAME ARGS...: start ferry in the background; serial in NAME.out, log in
 # NAME.err, control socket NAME.sock, pid in pid_NAME.
 vm() {
@@ -40,14 +37,7 @@ vm() {
 	pids+=($!)
 	eval "pid_$n=$!"
 }
-wait_for() { # FILE PATTERN SECONDS
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		grep -qE -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	fail "$1: no '$2' within $3 s"
-}
+. "$(dirname "$0")/lib.sh"
 wait_listen() { # PORT
 	local i
 	for ((i = 0; i < 100; i++)); do
@@ -55,14 +45,6 @@ wait_listen() { # PORT
 		sleep 0.1
 	done
 	fail "nothing listens on port $1"
-}
-wait_exit() { # PID SECONDS -> sets $rc
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		kill -0 "$1" 2>/dev/null || { wait "$1"; rc=$?; return 0; }
-		sleep 0.1
-	done
-	fail "process $1 still running after $2 s"
 }
 migrate() { # SRC PORT [flags] -> $mrc, output in migrate.log
 	local s=$1 p=$2; shift 2

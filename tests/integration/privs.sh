@@ -53,22 +53,7 @@ vm() {
 	pids+=($!)
 	eval "pid_$n=$!"
 }
-wait_for() { # FILE PATTERN SECONDS
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		grep -qE -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	fail "$1: no '$2' within $3 s"
-}
-wait_exit() { # PID SECONDS -> $rc
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		kill -0 "$1" 2>/dev/null || { wait "$1"; rc=$?; return 0; }
-		sleep 0.1
-	done
-	fail "process $1 still running after $2 s"
-}
+. "$(dirname "$0")/lib.sh"
 # status NAME: the control socket's status reply, as JSON.
 status() {
 	python3 - "$work/$1.sock" <<'PY'
