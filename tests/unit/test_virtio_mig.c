@@ -29,73 +29,7 @@
 #define DATA    0x100000ULL
 #define BLOB    (64 * 1024)
 
-static struct vm vm;
-static int quit_fd;
-static unsigned int syncs;
-static pthread_t loop_thread;
-
-static void on_sync(struct loop *l, int fd, uint32_t events, void *opaque)
-{
-	uint64_t v;
-
-	(void)events; (void)opaque;
-	if (read(fd, &v, sizeof(v)) < 0)
-		return;
-	if (v > 1)
-		loop_quit(l);
-	__atomic_add_fetch(&syncs, 1, __ATOMIC_SEQ_CST);
-}
-
-static void *loop_main(void *arg)
-{
-	loop_run(arg);
-	return NULL;
-}
-
-static void sync_once(uint64_t v)
-{
-	unsigned int seen = __atomic_load_n(&syncs, __ATOMIC_SEQ_CST);
-
-	CHECK_EQ(write(quit_fd, &v, sizeof(v)), 8);
-	while (__atomic_load_n(&syncs, __ATOMIC_SEQ_CST) == seen)
-		usleep(100);
-}
-
-static void pump(void)
-{
-	sync_once(1);
-	sync_once(1);
-}
-
-static void vm_setup(void)
-{
-	struct gm_config cfg = { .size = RAM };
-	struct ferr e;
-
-	memset(&vm, 0, sizeof(vm));
-	vm.vm_fd = -1;
-	pthread_mutex_init(&vm.irq_lock, NULL);
-	bus_init(&vm.mmio, "mmio");
-	vm.loop = loop_create();
-	CHECK(vm.loop != NULL);
-	CHECK_EQ(gm_init(&vm.mem, &cfg, &e), 0);
-	quit_fd = eventfd(0, EFD_NONBLOCK);
-	CHECK_EQ(loop_add(vm.loop, quit_fd, EPOLLIN, on_sync, NULL), 0);
-	CHECK_EQ(pthread_create(&loop_thread, NULL, loop_main, vm.loop), 0);
-}
-
-static void vm_teardown(void)
-{
-	sync_once(2);
-	pthread_join(loop_thread, NULL);
-	for (unsigned int i = 0; i < vm.nr_virtio; i++)
-		virtio_dev_destroy(vm.virtio[i]);
-	loop_del(vm.loop, quit_fd);
-	close(quit_fd);
-	loop_destroy(vm.loop);
-	gm_destroy(&vm.mem);
-	bus_destroy(&vm.mmio);
-}
+#include "vm_loop.h"
 
 static uint32_t rd(uint64_t off)
 {
