@@ -48,7 +48,6 @@ struct blk_file {
 	struct io_uring ring;
 	bool ring_init;
 	bool ring_fallocate;            /* kernel has IORING_OP_FALLOCATE */
-	bool ring_fixed_file;           /* f->fd is registered as file 0 */
 #endif
 #ifdef HAVE_LIBAIO
 	io_context_t aio;

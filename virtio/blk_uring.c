@@ -1,15 +1,77 @@
 /* The io_uring engine of the file backend (blk_file.c): READV/WRITEV,
  * FSYNC and FALLOCATE on a ring whose completions signal the backend's
- * eventfd; the file is registered as fixed file 0 where the kernel allows. */
+ * eventfd.  The ring is restricted to those opcodes on fixed file 0 (the
+ * disk): seccomp cannot see what a ring does (src/seccomp.c). */
 #include <errno.h>
 #include <linux/falloc.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "ferry/log.h"
+#include "ferry/util.h"
 
 #include "blk_file.h"
 
 #ifdef HAVE_LIBURING
+/* IORING_REGISTER_RESTRICTIONS and _ENABLE_RINGS by system call: the
+ * liburing 2.3 of Debian 12 declares io_uring_register_restrictions() and
+ * io_uring_enable_rings() but does not export them. */
+static int uring_register(struct blk_file *f, unsigned int op, const void *arg, unsigned int nr)
+{
+	return syscall(__NR_io_uring_register, f->ring.ring_fd, op, arg, nr) < 0 ? -errno : 0;
+}
+
+/* Every opcode blk_uring_queue() submits, and nothing else. */
+static const uint8_t uring_sqe_ops[] = {
+	IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_FALLOCATE,
+};
+
+/* A ring runs openat, connect, reads and writes of any fd in the kernel,
+ * past the seccomp filters.  Restricted, it takes only the engine's opcodes,
+ * only on registered file 0 (the disk), and no IORING_REGISTER_* at all once
+ * enabled.  The kernel allows this on a ring still disabled (Linux 5.10). */
+static int uring_restrict(struct blk_file *f)
+{
+	struct io_uring_restriction res[ARRAY_SIZE(uring_sqe_ops) + 1];
+	size_t i;
+
+#ifdef FERRY_TEST_HOOKS
+	/* Pretend to be a kernel before 5.10 (tests/unit/test_blk_uring.c). */
+	if (getenv("FERRY_TEST_URING_NO_RESTRICT"))
+		return -EINVAL;
+#endif
+	memset(res, 0, sizeof(res));
+	for (i = 0; i < ARRAY_SIZE(uring_sqe_ops); i++) {
+		res[i].opcode = IORING_RESTRICTION_SQE_OP;
+		res[i].sqe_op = uring_sqe_ops[i];
+	}
+	res[i].opcode = IORING_RESTRICTION_SQE_FLAGS_REQUIRED;
+	res[i].sqe_flags = IOSQE_FIXED_FILE;
+	return uring_register(f, IORING_REGISTER_RESTRICTIONS, res, ARRAY_SIZE(res));
+}
+
+/* A kernel that cannot restrict rings gets no ring: an unrestricted one
+ * would undo the sandbox.  AIO does the same I/O through system calls the
+ * filters see. */
+static int uring_fall_back(struct blk_file *f, struct ferr *e)
+{
+	if (f->ring_init)
+		io_uring_queue_exit(&f->ring);
+	f->ring_init = false;
+#ifdef HAVE_LIBAIO
+	log_warn("disk %s: engine=io_uring: this kernel cannot restrict io_uring rings (Linux 5.10 or later can); using engine=aio",
+		 f->path);
+	f->engine = BLK_ENGINE_AIO;
+	f->b.engine = "aio";
+	return blk_aio_setup(f, e);
+#else
+	return ferr_set(e, -ENOTSUP, "disk %s: engine=io_uring: this kernel cannot restrict io_uring rings (Linux 5.10 or later can; use engine=sync)",
+			f->path);
+#endif
+}
+
 int blk_uring_setup(struct blk_file *f, struct ferr *e)
 {
 	struct io_uring_probe *probe;
@@ -18,10 +80,15 @@ int blk_uring_setup(struct blk_file *f, struct ferr *e)
 	/* COOP_TASKRUN: completions are posted when the loop thread next
 	 * enters the kernel (it polls epoll, or the eventfd wakes it) instead
 	 * of by an IPI that interrupts it.  Not SINGLE_ISSUER: blk_drain()
-	 * may submit from a vCPU thread.  Kernels before 5.19 lack the flag. */
-	ret = io_uring_queue_init(f->b.queue_depth, &f->ring, IORING_SETUP_COOP_TASKRUN);
+	 * may submit from a vCPU thread.  Kernels before 5.19 lack the flag.
+	 * R_DISABLED: restrictions can only be registered before the ring
+	 * runs; a kernel without it (before 5.10) cannot restrict either. */
+	ret = io_uring_queue_init(f->b.queue_depth, &f->ring,
+				  IORING_SETUP_COOP_TASKRUN | IORING_SETUP_R_DISABLED);
 	if (ret == -EINVAL)
-		ret = io_uring_queue_init(f->b.queue_depth, &f->ring, 0);
+		ret = io_uring_queue_init(f->b.queue_depth, &f->ring, IORING_SETUP_R_DISABLED);
+	if (ret == -EINVAL)
+		return uring_fall_back(f, e);
 	if (ret < 0)
 		return ferr_errno(e, ret, "disk %s: engine=io_uring: cannot set up a ring (try engine=aio or engine=sync)",
 				  f->path);
@@ -30,9 +97,12 @@ int blk_uring_setup(struct blk_file *f, struct ferr *e)
 	if (ret < 0)
 		return ferr_errno(e, ret, "disk %s: engine=io_uring: cannot register the completion eventfd",
 				  f->path);
-	/* A registered file spares the kernel a file lookup and reference
-	 * per request; without it, requests name f->fd. */
-	f->ring_fixed_file = io_uring_register_files(&f->ring, &f->fd, 1) == 0;
+	/* The only file the ring may touch; also spares the kernel a file
+	 * lookup and reference per request. */
+	ret = io_uring_register_files(&f->ring, &f->fd, 1);
+	if (ret < 0)
+		return ferr_errno(e, ret, "disk %s: engine=io_uring: cannot register the disk with the ring (try engine=aio)",
+				  f->path);
 	probe = io_uring_get_probe_ring(&f->ring);
 	if (!probe || !io_uring_opcode_supported(probe, IORING_OP_READV) ||
 	    !io_uring_opcode_supported(probe, IORING_OP_WRITEV) ||
@@ -43,6 +113,16 @@ int blk_uring_setup(struct blk_file *f, struct ferr *e)
 	}
 	f->ring_fallocate = io_uring_opcode_supported(probe, IORING_OP_FALLOCATE);
 	io_uring_free_probe(probe);
+	ret = uring_restrict(f);
+	if (ret == -EINVAL || ret == -ENOSYS)
+		return uring_fall_back(f, e);
+	if (ret < 0)
+		return ferr_errno(e, ret, "disk %s: engine=io_uring: cannot restrict the ring (try engine=aio)",
+				  f->path);
+	ret = uring_register(f, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+	if (ret < 0)
+		return ferr_errno(e, ret, "disk %s: engine=io_uring: cannot enable the ring (try engine=aio)",
+				  f->path);
 	return 0;
 }
 
@@ -87,10 +167,9 @@ int blk_uring_queue(struct blk_file *f, struct blk_req *req)
 					req->offset, req->len);
 		break;
 	}
-	if (f->ring_fixed_file) {
-		sqe->fd = 0;
-		sqe->flags |= IOSQE_FIXED_FILE;
-	}
+	/* Registered file 0: the restricted ring refuses anything else. */
+	sqe->fd = 0;
+	sqe->flags |= IOSQE_FIXED_FILE;
 	io_uring_sqe_set_data(sqe, req);
 	f->in_kernel++;
 	return 0;

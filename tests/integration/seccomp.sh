@@ -85,6 +85,14 @@ kill_case() {
 case $case_name in
 kill-vcpu) kill_case vcpu ;;
 kill-loop) kill_case loop ;;
+kill-uring)
+	# io_uring work escapes seccomp: no thread may make a new ring.
+	need_kvm; need_hooks
+	FERRY_TEST_SECCOMP_VIOLATE=loop:io_uring_setup run_guest 60
+	expect_err "test hook: the loop thread calls io_uring_setup"
+	expect_err "seccomp: loop thread made a forbidden system call io_uring_setup (425); ferry stops"
+	expect_sigsys
+	;;
 kill-migration)
 	need_kvm; need_hooks
 	FERRY_TEST_SECCOMP_VIOLATE=migration start_vm
