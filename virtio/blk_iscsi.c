@@ -1,7 +1,8 @@
 /* Block backend over an iSCSI LUN through libiscsi (a userspace initiator):
  * log-in and LUN probing at start-up, then READ16/WRITE16/SYNCHRONIZE
  * CACHE16/UNMAP/WRITE SAME16 issued asynchronously and driven by the event
- * loop, and our own reconnection when the session drops.
+ * loop, and our own reconnection when the session drops.  A request past
+ * the LUN's limits goes as several commands (virtio/blk_iscsi_split.c).
  *
  * Threads: a libiscsi context is not thread safe, so s->lock guards it and
  * every call into it.  libiscsi's callbacks run inside iscsi_service() with
@@ -38,8 +39,6 @@
 
 #ifdef HAVE_LIBISCSI
 #include "blk_iscsi.h"
-
-static uint8_t isc_zero_block[4096];
 
 /* libiscsi's last error, without its trailing newline. */
 const char *isc_error(struct iscsi_context *ctx)
@@ -140,7 +139,7 @@ static bool on_loop_thread(struct blk_iscsi *s)
 }
 
 /* libiscsi's callback, inside iscsi_service() or a cancel, s->lock held. */
-static void isc_cb(struct iscsi_context *ctx, int status, void *data, void *opaque)
+void isc_cb(struct iscsi_context *ctx, int status, void *data, void *opaque)
 {
 	struct isc_cmd *c = opaque;
 	struct blk_iscsi *s = c->s;
@@ -182,48 +181,17 @@ static void isc_cb(struct iscsi_context *ctx, int status, void *data, void *opaq
 		cmd_requeue_front(s, c);
 		return;
 	}
+	if (!ret && c->done + c->part < c->req->len / s->b.block_size) {
+		/* A split request: its next part goes next, in this slot. */
+		c->done += c->part;
+		c->retries = 0;
+		cmd_requeue_front(s, c);
+		return;
+	}
 	cmd_finish(s, c, ret == -EAGAIN ? -EIO : ret);
 }
 
 /* ---- issuing -------------------------------------------------------------- */
-
-static int cmd_issue(struct blk_iscsi *s, struct isc_cmd *c)
-{
-	struct blk_req *req = c->req;
-	uint32_t bs = s->b.block_size, lun = s->url.lun;
-	uint64_t lba = req->offset / bs, blocks = req->len / bs;
-	struct scsi_task *t = NULL;
-
-	switch (req->op) {
-	case BLK_OP_READ:
-		t = iscsi_read16_iov_task(s->ctx, lun, lba, req->len, bs, 0, 0, 0, 0, 0, isc_cb, c,
-					  (struct scsi_iovec *)req->iov, req->iovcnt);
-		break;
-	case BLK_OP_WRITE:
-		t = iscsi_write16_iov_task(s->ctx, lun, lba, NULL, req->len, bs, 0, 0,
-					   !!(req->flags & BLK_REQ_FUA), 0, 0, isc_cb, c,
-					   (struct scsi_iovec *)req->iov, req->iovcnt);
-		break;
-	case BLK_OP_FLUSH:
-		t = iscsi_synchronizecache16_task(s->ctx, lun, 0, 0, 0, 0, isc_cb, c);
-		break;
-	case BLK_OP_DISCARD:
-		/* Advisory: past the LUN's limit, the rest stays mapped. */
-		c->um.lba = lba;
-		c->um.num = (uint32_t)MIN(blocks, (uint64_t)(s->max_unmap ? s->max_unmap : UINT32_MAX));
-		t = iscsi_unmap_task(s->ctx, lun, 0, 0, &c->um, 1, isc_cb, c);
-		break;
-	case BLK_OP_WRITE_ZEROES:
-		t = iscsi_writesame16_task(s->ctx, lun, lba, isc_zero_block, bs, (uint32_t)blocks, 0,
-					   s->ws_unmap && (req->flags & BLK_REQ_UNMAP), 0, 0, isc_cb, c);
-		break;
-	}
-	if (!t)
-		return -ENOMEM;
-	c->task = t;
-	s->at_target++;
-	return 0;
-}
 
 /* Send what waits, within the queue depth; with s->lock held. */
 static void issue_pending(struct blk_iscsi *s)
@@ -237,7 +205,7 @@ static void issue_pending(struct blk_iscsi *s)
 		s->pending = c->next;
 		if (!s->pending)
 			s->pending_tail = &s->pending;
-		if (cmd_issue(s, c) < 0) {
+		if (isc_cmd_issue(s, c) < 0) {
 			log_warn("disk %s: cannot queue a SCSI command: %s", s->url.target,
 				 isc_error(s->ctx));
 			cmd_finish(s, c, -EIO);
@@ -517,11 +485,9 @@ static int isc_submit(struct blk_backend *b, struct blk_req *req)
 		return -EINVAL;
 	if (b->readonly && req->op != BLK_OP_READ)
 		return -EROFS;
-	if ((req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) && s->max_xfer && req->len > s->max_xfer)
-		return -EINVAL;
+	/* Past the LUN's limits a request is split (isc_cmd_issue). */
 	if ((req->op == BLK_OP_DISCARD && !b->can_discard) ||
-	    (req->op == BLK_OP_WRITE_ZEROES &&
-	     (!b->can_write_zeroes || (s->max_ws && req->len / bs > s->max_ws))))
+	    (req->op == BLK_OP_WRITE_ZEROES && !b->can_write_zeroes))
 		return -EOPNOTSUPP;
 	pthread_mutex_lock(&s->lock);
 	c = s->free_cmds;
@@ -534,6 +500,8 @@ static int isc_submit(struct blk_backend *b, struct blk_req *req)
 	c->start_ns = now_ns();
 	c->retries = 0;
 	c->cancelling = false;
+	c->done = 0;
+	c->part = 0;
 	c->next = NULL;
 	*s->pending_tail = c;
 	s->pending_tail = &c->next;
@@ -677,6 +645,8 @@ void isc_free(struct blk_iscsi *s)
 	if (s->tfd >= 0)
 		close(s->tfd);
 	explicit_bzero(&s->secret, sizeof(s->secret));
+	for (unsigned int i = 0; s->cmds && i < s->nr_cmds; i++)
+		free(s->cmds[i].iov);
 	free(s->cmds);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

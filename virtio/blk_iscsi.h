@@ -30,6 +30,12 @@ struct isc_cmd {
 	uint64_t start_ns;              /* first submit: timeout= counts from here */
 	unsigned int retries;
 	bool cancelling;                /* timeout= cancelled it */
+	/* A request past the LUN's limits goes as several commands, one at
+	 * a time (virtio/blk_iscsi_split.c). */
+	uint64_t done;                  /* blocks the target acknowledged */
+	uint32_t part;                  /* blocks of the command at the target */
+	struct iovec *iov;              /* that command's slice of req->iov */
+	unsigned int iov_cap;
 	struct unmap_list um;
 	struct isc_cmd *next;           /* free or pending list */
 };
@@ -42,8 +48,10 @@ struct blk_iscsi {
 	char initiator[224];
 	uint64_t timeout_ns;            /* 0: wait forever */
 	unsigned int max_qd;
-	uint64_t max_xfer;              /* bytes per READ/WRITE, 0: no limit */
-	uint32_t max_unmap, max_ws;     /* blocks per command, 0: no limit */
+	/* Blocks per command (0: no limit), from the Block Limits VPD page. */
+	uint32_t max_xfer;              /* READ/WRITE */
+	uint32_t xfer_gran;             /* READ/WRITE parts end on multiples */
+	uint32_t max_unmap, max_ws;
 	bool ws_unmap;                  /* WRITE SAME may deallocate */
 
 	pthread_mutex_t lock;
@@ -86,6 +94,20 @@ extern const struct blk_backend_ops isc_ops;
 #define ISC_VPD_MIN        64
 #define ISC_PR_RESV_MIN    24           /* PERSISTENT RESERVE IN, READ RESERVATION */
 void *isc_unmarshall(struct scsi_task *t, int min);
+
+/* Splitting (virtio/blk_iscsi_split.c).  split_next: blocks of the next
+ * command of a request at @lba with @left blocks to go, at most @max (0: no
+ * limit), ending on a multiple of @gran blocks where the limit allows.
+ * iov_slice: bytes [@skip, @skip + @len) of @iov as at most @cnt buffers in
+ * @out; their count, 0 when @iov is shorter.  part_max: the blocks one
+ * command of @op may carry (0: no limit).  cmd_issue: send @c's next part
+ * (s->lock held); isc_cb is its callback (virtio/blk_iscsi.c). */
+uint64_t isc_split_next(uint64_t lba, uint64_t left, uint64_t max, uint64_t gran);
+unsigned int isc_iov_slice(const struct iovec *iov, unsigned int cnt, uint64_t skip, uint64_t len,
+			   struct iovec *out);
+uint64_t isc_part_max(const struct blk_iscsi *s, enum blk_op op);
+int isc_cmd_issue(struct blk_iscsi *s, struct isc_cmd *c);
+void isc_cb(struct iscsi_context *ctx, int status, void *data, void *opaque);
 
 /* libiscsi's last error, without its trailing newline. */
 const char *isc_error(struct iscsi_context *ctx);

@@ -1,7 +1,8 @@
 /* Start-up of the iSCSI backend: options, CHAP secret, a synchronous
  * log-in (so that a bad URL, a refused log-in or a missing LUN is an error
  * before the VM starts), READ CAPACITY(16) and the VPD pages that say which
- * of UNMAP and WRITE SAME the LUN takes.  The I/O is virtio/blk_iscsi.c. */
+ * of UNMAP and WRITE SAME the LUN takes and how long a command may be.
+ * The I/O is virtio/blk_iscsi.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,31 @@ void *isc_unmarshall(struct scsi_task *t, int min)
 	return scsi_datain_unmarshall(t);
 }
 
+/* FERRY_TEST_ISCSI_LIMITS=N (test builds): the LUN's limits on READ/WRITE,
+ * UNMAP and WRITE SAME become N blocks, as a target that sets them would
+ * (tgt sets none), so that tests can split requests against tgtd. */
+static void probe_test_limits(struct blk_iscsi *s)
+{
+#ifdef FERRY_TEST_HOOKS
+	const char *env = getenv("FERRY_TEST_ISCSI_LIMITS");
+	unsigned long n;
+	char *end;
+
+	if (!env || !*env)
+		return;
+	errno = 0;
+	n = strtoul(env, &end, 10);
+	if (errno || *end || !n || n > UINT32_MAX) {
+		log_warn("test hook: FERRY_TEST_ISCSI_LIMITS=%s is not a block count, ignored", env);
+		return;
+	}
+	s->max_xfer = s->max_unmap = s->max_ws = (uint32_t)n;
+	log_info("test hook: iSCSI limits set to %lu blocks per command", n);
+#else
+	(void)s;
+#endif
+}
+
 /* The LUN's limits from the Block Limits and Logical Block Provisioning
  * VPD pages: UNMAP and WRITE SAME are used only where the LUN says so. */
 static void probe_vpd(struct blk_iscsi *s, bool lbpme)
@@ -49,7 +75,8 @@ static void probe_vpd(struct blk_iscsi *s, bool lbpme)
 
 		if (bl) {
 			have_bl = true;
-			s->max_xfer = (uint64_t)bl->max_xfer_len * s->b.block_size;
+			s->max_xfer = bl->max_xfer_len;
+			s->xfer_gran = bl->opt_gran;
 			max_unmap_raw = bl->max_unmap;
 			s->max_unmap = bl->max_unmap == 0xffffffff ? 0 : bl->max_unmap;
 			max_ws = bl->max_ws_len;
@@ -77,9 +104,10 @@ static void probe_vpd(struct blk_iscsi *s, bool lbpme)
 	/* A maximum UNMAP LBA count of 0 means no UNMAP; all ones, no limit. */
 	s->b.can_discard = lbpu && have_bl && max_unmap_raw != 0;
 	s->b.can_write_zeroes = lbpws || (have_bl && max_ws);
-	log_debug("disk %s: LBPME %d LBPU %d LBPWS %d, limits: transfer %llu bytes, UNMAP %u, WRITE SAME %llu blocks",
-		  s->url.target, lbpme, lbpu, lbpws, (unsigned long long)s->max_xfer, max_unmap_raw,
+	log_debug("disk %s: LBPME %d LBPU %d LBPWS %d, limits in blocks: transfer %u (granularity %u), UNMAP %u, WRITE SAME %llu",
+		  s->url.target, lbpme, lbpu, lbpws, s->max_xfer, s->xfer_gran, max_unmap_raw,
 		  (unsigned long long)max_ws);
+	probe_test_limits(s);
 }
 
 static int probe_lun(struct blk_iscsi *s, const char *name, struct ferr *e)
@@ -249,6 +277,9 @@ struct blk_backend *blk_iscsi_open(const struct disk_config *cfg, struct loop *l
 	log_info("disk %s: iSCSI LUN of %llu bytes in %u-byte blocks, as %s%s%s", name,
 		 (unsigned long long)s->b.size, s->b.block_size, s->initiator,
 		 s->b.can_discard ? ", UNMAP" : "", s->b.can_write_zeroes ? ", WRITE SAME" : "");
+	if (s->max_xfer)
+		log_info("disk %s: at most %u blocks per READ/WRITE: longer requests are split",
+			 name, s->max_xfer);
 	return &s->b;
 fail:
 	isc_free(s);
