@@ -245,23 +245,16 @@ static int vm_add_virtio(struct vm *vm, struct virtio_dev *d, const char *kind,
 static int vm_setup_virtio(struct vm *vm, struct ferr *e)
 {
 	const struct vm_config *cfg = vm->cfg;
+	const struct dev_env env = { .loop = vm->loop, .vm = vm, .incoming = cfg->incoming != NULL };
 	int ret;
 
 	for (unsigned int i = 0; i < cfg->nr_disks; i++) {
-		struct disk_config dc = cfg->disks[i];
-
-		/* iSCSI reservations: incoming VMs reserve at the switchover. */
-		dc.incoming = cfg->incoming != NULL;
-		dc.vm = vm;
-		ret = vm_add_virtio(vm, virtio_blk_create(&dc, vm->loop, e), "blk", i, e);
+		ret = vm_add_virtio(vm, virtio_blk_create(&cfg->disks[i], &env, e), "blk", i, e);
 		if (ret < 0)
 			return ret;
 	}
 	for (unsigned int i = 0; i < cfg->nr_nets; i++) {
-		struct net_config nc = cfg->nets[i];
-
-		nc.tap_at_load = cfg->incoming != NULL;
-		ret = vm_add_virtio(vm, virtio_net_create(&nc, vm->loop, e), "net", i, e);
+		ret = vm_add_virtio(vm, virtio_net_create(&cfg->nets[i], &env, e), "net", i, e);
 		if (ret < 0)
 			return ret;
 	}

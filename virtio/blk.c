@@ -620,7 +620,7 @@ static const struct virtio_dev_ops blk_ops = {
 	.destroy = blk_dev_destroy,
 };
 
-struct virtio_dev *virtio_blk_create(const struct disk_config *cfg, struct loop *loop,
+struct virtio_dev *virtio_blk_create(const struct disk_config *cfg, const struct dev_env *env,
 				     struct ferr *e)
 {
 	unsigned int queues = cfg->queues ? cfg->queues : 1;
@@ -654,12 +654,12 @@ struct virtio_dev *virtio_blk_create(const struct disk_config *cfg, struct loop 
 	}
 	if (disk_is_iscsi(cfg->path)) {
 #ifdef HAVE_LIBISCSI
-		blk->be = blk_iscsi_open(cfg, loop, BLK_QUEUE_DEPTH * queues, e);
+		blk->be = blk_iscsi_open(cfg, env, BLK_QUEUE_DEPTH * queues, e);
 #else
 		ferr_set(e, -ENOTSUP, "disk %s: this ferry was built without libiscsi", cfg->path);
 #endif
 	} else {
-		blk->be = blk_file_open(cfg, loop, BLK_QUEUE_DEPTH * queues, e);
+		blk->be = blk_file_open(cfg, env->loop, BLK_QUEUE_DEPTH * queues, e);
 	}
 	if (!blk->be)
 		goto fail;

@@ -692,10 +692,10 @@ int blk_iscsi_call(struct blk_backend *b, blk_iscsi_fn fn, void *opaque)
 
 #else /* !HAVE_LIBISCSI */
 
-struct blk_backend *blk_iscsi_open(const struct disk_config *cfg, struct loop *loop,
+struct blk_backend *blk_iscsi_open(const struct disk_config *cfg, const struct dev_env *env,
 				   unsigned int queue_depth, struct ferr *e)
 {
-	(void)loop;
+	(void)env;
 	(void)queue_depth;
 	ferr_set(e, -ENOTSUP, "disk %s: this ferry was built without libiscsi (install libiscsi-dev and rebuild)",
 		 cfg->path);

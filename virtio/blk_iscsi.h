@@ -128,7 +128,8 @@ void isc_free(struct blk_iscsi *s);
  * reserve, at start-up; restore: after a re-login, before any I/O;
  * conflict: a command met RESERVATION CONFLICT (log once, stop the VM);
  * close: release and unregister at exit. */
-int isc_pr_open(struct blk_iscsi *s, const struct disk_config *cfg, struct ferr *e);
+int isc_pr_open(struct blk_iscsi *s, const struct disk_config *cfg, const struct dev_env *env,
+		struct ferr *e);
 void isc_pr_restore(struct blk_iscsi *s);
 void isc_pr_conflict(struct blk_iscsi *s);
 void isc_pr_close(struct blk_iscsi *s);

@@ -16,6 +16,7 @@
 #ifdef HAVE_LIBISCSI
 #include "ferry/log.h"
 #include "ferry/loop.h"
+#include "ferry/virtio_dev.h"
 #include "ferry/vm.h"
 #include "blk_iscsi.h"
 
@@ -190,7 +191,7 @@ static int add_sources(struct blk_iscsi *s, const char *name, struct ferr *e)
 	return 0;
 }
 
-struct blk_backend *blk_iscsi_open(const struct disk_config *cfg, struct loop *loop,
+struct blk_backend *blk_iscsi_open(const struct disk_config *cfg, const struct dev_env *env,
 				   unsigned int queue_depth, struct ferr *e)
 {
 	const char *name = cfg->path;
@@ -203,7 +204,7 @@ struct blk_backend *blk_iscsi_open(const struct disk_config *cfg, struct loop *l
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	s->fd = s->efd = s->tfd = -1;
-	s->loop = loop;
+	s->loop = env->loop;
 	s->pending_tail = &s->pending;
 	s->done_tail = &s->done;
 	if (blk_iscsi_parse_url(cfg->path, &s->url, e) < 0)
@@ -262,7 +263,7 @@ struct blk_backend *blk_iscsi_open(const struct disk_config *cfg, struct loop *l
 	s->up = true;
 	if (probe_lun(s, name, e) < 0)
 		goto fail;
-	if (isc_pr_open(s, cfg, e) < 0)
+	if (isc_pr_open(s, cfg, env, e) < 0)
 		goto fail;
 	/* From here on timeout= is ours (session_tick): libiscsi's per-PDU
 	 * timeout would also end sessions that are merely slow. */

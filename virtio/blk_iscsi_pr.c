@@ -23,6 +23,7 @@
 #include "config.h"
 #ifdef HAVE_LIBISCSI
 #include "ferry/log.h"
+#include "ferry/virtio_dev.h"
 #include "ferry/vm.h"
 #include "blk_iscsi.h"
 
@@ -121,13 +122,14 @@ static void pr_name(const struct blk_iscsi *s, char *buf, size_t size)
 	snprintf(buf, size, "iscsi://%s/%s/%u", s->url.portal, s->url.target, s->url.lun);
 }
 
-int isc_pr_open(struct blk_iscsi *s, const struct disk_config *cfg, struct ferr *e)
+int isc_pr_open(struct blk_iscsi *s, const struct disk_config *cfg, const struct dev_env *env,
+		struct ferr *e)
 {
 	const char *name = cfg->path, *why = "";
 	uint64_t holder = 0;
 	int ret;
 
-	s->vm = cfg->vm;
+	s->vm = env->vm;
 	/* A read-only disk never writes: it has nothing to fence. */
 	if (cfg->reservation && cfg->readonly && cfg->reservation_set)
 		log_info("disk %s: readonly=on: no reservation taken", name);
@@ -147,7 +149,7 @@ int isc_pr_open(struct blk_iscsi *s, const struct disk_config *cfg, struct ferr 
 		s->pr_key = 0;
 		return ferr_errno(e, ret, "disk %s: cannot register a reservation key: %s", name, why);
 	}
-	if (cfg->incoming) {
+	if (env->incoming) {
 		/* Reserved at the switchover (or, restoring a snapshot, when
 		 * the VM starts): blk_iscsi_pr_takeover(). */
 		log_info("disk %s: registered reservation key 0x%016" PRIx64, name, s->pr_key);

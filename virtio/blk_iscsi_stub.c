@@ -11,14 +11,14 @@
 /* Set once at start-up (before any thread), read-only afterwards. */
 static const struct blk_iscsi_module_ops *isc_ops_mod;
 
-struct blk_backend *blk_iscsi_open(const struct disk_config *cfg, struct loop *loop,
+struct blk_backend *blk_iscsi_open(const struct disk_config *cfg, const struct dev_env *env,
 				   unsigned int queue_depth, struct ferr *e)
 {
 	if (!isc_ops_mod)
 		isc_ops_mod = module_load("iscsi", "iSCSI", "iscsi", sizeof(*isc_ops_mod), e);
 	if (!isc_ops_mod)
 		return NULL;
-	return isc_ops_mod->open(cfg, loop, queue_depth, e);
+	return isc_ops_mod->open(cfg, env, queue_depth, e);
 }
 
 /* Without the module no backend is an iSCSI one: as for a file. */

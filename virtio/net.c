@@ -473,7 +473,7 @@ struct net_dev *net_dev_alloc(const struct net_config *cfg, struct ferr *e)
 	return n;
 }
 
-struct virtio_dev *virtio_net_create(const struct net_config *cfg, struct loop *loop,
+struct virtio_dev *virtio_net_create(const struct net_config *cfg, const struct dev_env *env,
 				     struct ferr *e)
 {
 	int fds[NET_MAX_PAIRS];
@@ -483,8 +483,8 @@ struct virtio_dev *virtio_net_create(const struct net_config *cfg, struct loop *
 	n = net_dev_alloc(cfg, e);
 	if (!n)
 		return NULL;
-	n->loop = loop;
-	if (cfg->tap_at_load) {
+	n->loop = env->loop;
+	if (env->incoming) {
 		/* The source holds the tap until it quiesces: take it over
 		 * when its state arrives (net_load). */
 		n->tap_released = true;
@@ -495,14 +495,13 @@ struct virtio_dev *virtio_net_create(const struct net_config *cfg, struct loop *
 		free(n);
 		return NULL;
 	}
-	n->loop = loop;
 	for (unsigned int i = 0; i < n->max_pairs; i++) {
 		struct net_pair *p = &n->pairs[i];
 
 		p->tap_fd = fds[i];
 		p->rx_buf = malloc(NET_RX_BUF);
 		/* Registered idle; the first RX kick turns EPOLLIN on. */
-		ret = p->rx_buf ? loop_add(loop, p->tap_fd, 0, net_on_tap, p) : -ENOMEM;
+		ret = p->rx_buf ? loop_add(n->loop, p->tap_fd, 0, net_on_tap, p) : -ENOMEM;
 		if (ret < 0) {
 			ferr_errno(e, ret, "--net tap=%s: queue %u", cfg->tap, i);
 			for (unsigned int j = i + 1; j < n->max_pairs; j++)

@@ -124,9 +124,12 @@ struct blk_backend *blk_file_open(const struct disk_config *cfg, struct loop *lo
 
 /* An iSCSI LUN through libiscsi (virtio/blk_iscsi.c): cfg->path is
  * iscsi://[USER@]HOST[:PORT]/TARGET-IQN/LUN; logs in, probes the LUN and
- * registers its socket on @loop.  NULL with @e filled on failure (target
+ * registers its socket on env->loop; registers a reservation key, and
+ * reserves the LUN unless env->incoming (then at the switchover), and
+ * stops env->vm when fenced off.  NULL with @e filled on failure (target
  * unreachable, log-in refused, no such LUN...).  Only with HAVE_LIBISCSI. */
-struct blk_backend *blk_iscsi_open(const struct disk_config *cfg, struct loop *loop,
+struct dev_env;
+struct blk_backend *blk_iscsi_open(const struct disk_config *cfg, const struct dev_env *env,
 				   unsigned int queue_depth, struct ferr *e);
 
 /* Run @fn on the backend's libiscsi context and LUN, under its lock, while

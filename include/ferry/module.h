@@ -23,7 +23,7 @@
  * incompatibly.  FERRY_BUILD_ID (config.h) also differs per configured
  * build, so a module from another build is refused even when this is not
  * bumped; FERRY_MODULE_SIZES catches a changed structure. */
-#define FERRY_MODULE_ABI 1
+#define FERRY_MODULE_ABI 2
 #define FERRY_MODULE_STR_(x) #x
 #define FERRY_MODULE_STR(x) FERRY_MODULE_STR_(x)
 /* The stamp a module carries and the loader compares byte for byte. */
@@ -67,11 +67,11 @@ struct mig_tls_module_ops {
 
 /* The iSCSI backend (virtio/blk_iscsi*.c in ferry-iscsi.so); see ferry/blk.h. */
 struct disk_config;
-struct loop;
+struct dev_env;
 struct blk_backend;
 struct blk_iscsi_module_ops {
 	struct ferry_module_head head;
-	struct blk_backend *(*open)(const struct disk_config *cfg, struct loop *loop,
+	struct blk_backend *(*open)(const struct disk_config *cfg, const struct dev_env *env,
 				    unsigned int queue_depth, struct ferr *e);
 	int (*pr_takeover)(struct blk_backend *b, uint64_t src_key, struct ferr *e);
 	int (*pr_state)(struct blk_backend *b, uint64_t *key, bool *holder);

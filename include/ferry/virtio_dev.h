@@ -171,10 +171,21 @@ int virtio_mmio_add(struct vm *vm, struct virtio_dev *d, struct ferr *e);
 /* Devices (each in its own file under virtio/). */
 struct disk_config;
 struct net_config;
+
+/* What a device is created in, beside what the user configured: the loop
+ * it registers on, the VM (that a fenced disk stops; NULL in tests and
+ * fuzzers) and whether the VM's state is yet to arrive (--incoming or
+ * --restore: a NIC opens its tap, an iSCSI disk takes its reservation,
+ * when the state is loaded). */
+struct dev_env {
+	struct loop *loop;
+	struct vm *vm;
+	bool incoming;
+};
 struct virtio_dev *virtio_rng_create(struct ferr *e);
-struct virtio_dev *virtio_blk_create(const struct disk_config *cfg, struct loop *loop,
+struct virtio_dev *virtio_blk_create(const struct disk_config *cfg, const struct dev_env *env,
 				     struct ferr *e);
-struct virtio_dev *virtio_net_create(const struct net_config *cfg, struct loop *loop,
+struct virtio_dev *virtio_net_create(const struct net_config *cfg, const struct dev_env *env,
 				     struct ferr *e);
 /* Ask the guest to announce itself (gratuitous ARP) after migration:
  * STATUS.ANNOUNCE and a config interrupt, if it negotiated GUEST_ANNOUNCE. */

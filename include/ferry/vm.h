@@ -52,10 +52,6 @@ struct disk_config {
 	bool reservation;
 	bool reservation_set;
 	bool reservation_takeover;
-	/* Set by vm.c, not parsed: --incoming/--restore (register only,
-	 * reserve at the switchover) and the VM a fenced disk stops. */
-	bool incoming;
-	struct vm *vm;
 };
 
 /* --net tap=NAME[,mac=MAC][,queues=N] */
@@ -64,9 +60,6 @@ struct net_config {
 	uint8_t mac[6];
 	bool has_mac;
 	unsigned int queues;
-	/* Set by vm.c for --incoming/--restore: the tap is opened when the
-	 * device's state is loaded, once the source has let go of it. */
-	bool tap_at_load;
 };
 
 #define VM_MAX_DISKS 8

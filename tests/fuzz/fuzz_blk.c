@@ -69,7 +69,7 @@ static void setup_once(void)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", disk_fd);
 	cfg.path = path;
 	strcpy(cfg.serial, "fuzz");
-	dev = virtio_blk_create(&cfg, loop, &e);
+	dev = virtio_blk_create(&cfg, &(struct dev_env){ .loop = loop }, &e);
 	if (!dev) {
 		fprintf(stderr, "fuzz_blk: %s\n", e.msg);
 		abort();

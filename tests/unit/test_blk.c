@@ -132,7 +132,7 @@ static struct disk_config disk_cfg(enum blk_engine engine)
 static struct virtio_dev *dev_open(const struct disk_config *cfg)
 {
 	struct ferr e = { "" };
-	struct virtio_dev *d = virtio_blk_create(cfg, loop, &e);
+	struct virtio_dev *d = virtio_blk_create(cfg, &(struct dev_env){ .loop = loop }, &e);
 
 	if (!d) {
 		printf("# virtio_blk_create: %s\n", e.msg);

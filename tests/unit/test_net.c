@@ -369,7 +369,7 @@ TEST(real_tap)
 	snprintf(name, sizeof(name), "fyt%d", (int)getpid() % 100000);
 	snprintf(spec, sizeof(spec), "tap=%s", name);
 	CHECK_EQ(net_config_parse(spec, &cfg, &e), 0);
-	d = virtio_net_create(&cfg, loop, &e);     /* creates the tap */
+	d = virtio_net_create(&cfg, &(struct dev_env){ .loop = loop }, &e); /* creates the tap */
 	if (!d) {
 		printf("# SKIP real_tap: %s\n", e.msg);
 		loop_destroy(loop);
