@@ -17,6 +17,7 @@
 #include "ferry/seccomp.h"
 #include "ferry/vm.h"
 #include "../../virtio/blk_file.h"
+#include "seccomp_child.h"
 #include "tap.h"
 
 #ifdef HAVE_LIBURING
@@ -248,25 +249,6 @@ TEST(no_role_makes_or_registers_rings)
 #ifdef HAVE_LIBSECCOMP
 static int child_ring_fd = -1;
 
-/* Run @fn in a child under @role's filter (mode on); its wait status. */
-static int in_child(enum seccomp_role role, int (*fn)(void))
-{
-	int status = -1;
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		struct ferr e;
-
-		if (seccomp_setup(SECCOMP_MODE_ON, &e) < 0)
-			_exit(100);
-		seccomp_enter(role);
-		_exit(fn());  /* _exit: no sanitizer exit work under the filter */
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) != pid)
-		return -1;
-	return status;
-}
-
 static int do_uring_setup(void)
 {
 	struct io_uring_params p = { 0 };
@@ -287,11 +269,6 @@ static int do_uring_enter(void)
 	if (syscall(SYS_io_uring_enter, -1, 0, 0, 0, NULL, 0) == 0 || errno != EBADF)
 		return 12;
 	return 0;
-}
-
-static bool killed_by_sigsys(int status)
-{
-	return status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS;
 }
 
 TEST(filtered_threads_cannot_make_rings)

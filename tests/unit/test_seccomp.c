@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "ferry/seccomp.h"
+#include "seccomp_child.h"
 #include "tap.h"
 
 TEST(parse_modes)
@@ -117,25 +118,6 @@ TEST(vcpu_is_narrow)
 }
 
 #ifdef HAVE_LIBSECCOMP
-/* Run @fn in a child under @role's filter (mode on); its wait status. */
-static int in_child(enum seccomp_role role, int (*fn)(void))
-{
-	int status = -1;
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		struct ferr e;
-
-		if (seccomp_setup(SECCOMP_MODE_ON, &e) < 0)
-			_exit(100);
-		seccomp_enter(role);
-		_exit(fn());  /* _exit: no sanitizer exit work under the filter */
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) != pid)
-		return -1;
-	return status;
-}
-
 static int do_allowed_vcpu(void)
 {
 	/* A bad fd: the filter passes the request, the kernel says EBADF. */
@@ -182,11 +164,6 @@ static int do_execve(void)
 
 	execve("/bin/true", argv, NULL);
 	return 6;
-}
-
-static bool killed_by_sigsys(int status)
-{
-	return status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS;
 }
 
 TEST(filters_enforced)
