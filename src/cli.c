@@ -47,7 +47,7 @@ static int set_cmdline(struct vm_config *cfg, const char *val, struct ferr *e)
 	return 0;
 }
 
-/* SIZE[,hugepages=on|off][,backing=anon|memfd] */
+/* SIZE[,hugepages=on|off][,backing=anon|memfd][,prealloc=on|off] */
 static int set_memory(struct vm_config *cfg, const char *val, struct ferr *e)
 {
 	char buf[256], *save = NULL, *tok;
@@ -79,9 +79,13 @@ static int set_memory(struct vm_config *cfg, const char *val, struct ferr *e)
 			cfg->backing = GM_BACKING_MEMFD;
 		else if (!strcmp(tok, "backing=anon"))
 			cfg->backing = GM_BACKING_ANON;
+		else if (!strcmp(tok, "prealloc=on"))
+			cfg->prealloc = true;
+		else if (!strcmp(tok, "prealloc=off"))
+			cfg->prealloc = false;
 		else
 			return ferr_set(e, -EINVAL,
-				"--memory: unknown option '%s' (hugepages=on|off, backing=anon|memfd)", tok);
+				"--memory: unknown option '%s' (hugepages=on|off, backing=anon|memfd, prealloc=on|off)", tok);
 	}
 	return 0;
 }
@@ -320,7 +324,7 @@ static const struct cli_opt run_opts[] = {
 	{ "kernel", "PATH", "kernel to boot: ELF (PVH or vmlinux) or bzImage (required)", set_kernel },
 	{ "initrd", "PATH", "initial ramdisk", set_initrd },
 	{ "cmdline", "STRING", "kernel command line", set_cmdline },
-	{ "memory", "SIZE[,hugepages=on][,backing=memfd]", "guest RAM, K/M/G suffixes (default 256M)", set_memory },
+	{ "memory", "SIZE[,hugepages=on][,backing=memfd][,prealloc=on]", "guest RAM, K/M/G suffixes (default 256M); prealloc=on faults it all in at start", set_memory },
 	{ "cpus", "N", "number of vCPUs (default 1)", set_cpus },
 	{ "serial", "stdio|file:PATH|none", "where COM1 goes (default stdio)", set_serial },
 	{ "name", "NAME", "name of the VM, for logs and status", set_name },

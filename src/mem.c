@@ -29,6 +29,27 @@ void gm_layout(uint64_t size, struct guest_mem *gm)
 	}
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+int gm_prefault(void *p, uint64_t len)
+{
+	volatile uint8_t *b = p;
+
+	if (!madvise(p, len, MADV_POPULATE_WRITE))
+		return 0;
+	/* EINVAL: a kernel before 5.14.  Anything else is the answer: a
+	 * write loop would only turn ENOMEM into the OOM killer. */
+	if (errno != EINVAL)
+		return errno == EFAULT || errno == EHWPOISON ? -ENOMEM : -errno;
+	/* Writing back the byte that is there keeps the contents (a memfd
+	 * may hold some already) and still allocates the page. */
+	for (uint64_t off = 0; off < len; off += 4096)
+		b[off] = b[off];
+	return 0;
+}
+
 int gm_init(struct guest_mem *gm, const struct gm_config *cfg, struct ferr *e)
 {
 	int flags = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -80,6 +101,17 @@ int gm_init(struct guest_mem *gm, const struct gm_config *cfg, struct ferr *e)
 		off += gm->regions[i].size;
 	}
 	gm->memfd = fd;
+	/* After MADV_HUGEPAGE, so that the faults take huge pages. */
+	if (cfg->prealloc) {
+		int err = gm_prefault(base, cfg->size);
+
+		if (err < 0) {
+			gm_destroy(gm);
+			return ferr_errno(e, err,
+				"cannot pre-allocate %llu MiB of guest RAM (free host memory, or drop prealloc=on)",
+				(unsigned long long)(cfg->size / MiB));
+		}
+	}
 	/* A memfd page may exist without being mapped here: only anonymous
 	 * memory can be judged by its pagemap. */
 	if (fd < 0)

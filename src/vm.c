@@ -116,6 +116,7 @@ static int vm_setup_memory(struct vm *vm, struct ferr *e)
 		.size = vm->cfg->mem_size,
 		.hugepages = vm->cfg->hugepages,
 		.backing = vm->cfg->backing,
+		.prealloc = vm->cfg->prealloc,
 	};
 	int ret = gm_init(&vm->mem, &gc, e);
 

@@ -27,6 +27,7 @@ struct gm_config {
 	uint64_t size;          /* total RAM in bytes, multiple of 2 MiB */
 	bool hugepages;         /* back with 2 MiB huge pages */
 	enum gm_backing backing;
+	bool prealloc;          /* fault all of it in at start-up */
 };
 
 /* Pages devices wrote while a migration runs, which KVM's dirty log (vCPU
@@ -52,9 +53,15 @@ struct guest_mem {
 /* Compute the region layout for @size bytes (no allocation). */
 void gm_layout(uint64_t size, struct guest_mem *gm);
 
-/* Allocate and map guest RAM.  On failure fills @e. */
+/* Allocate and map guest RAM (and fault it all in if @cfg->prealloc).
+ * On failure fills @e. */
 int gm_init(struct guest_mem *gm, const struct gm_config *cfg, struct ferr *e);
 void gm_destroy(struct guest_mem *gm);
+
+/* Fault in [@p, @p+@len) writable: MADV_POPULATE_WRITE, or a write per
+ * 4 KiB page where the kernel lacks it (before 5.14).  0, -ENOMEM when
+ * the host cannot back it, or another -errno. */
+int gm_prefault(void *p, uint64_t len);
 
 /* The checked translation: host pointer for [gpa, gpa+len) if the whole range
  * lies inside one RAM region, else NULL.  len 0 is allowed for gpa in RAM. */

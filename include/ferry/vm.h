@@ -73,6 +73,7 @@ struct vm_config {
 	uint64_t mem_size;
 	bool hugepages;
 	enum gm_backing backing;
+	bool prealloc;              /* --memory ...,prealloc=on */
 	unsigned int cpus;
 	enum serial_mode serial;
 	const char *serial_path;
