@@ -4,10 +4,8 @@
  * mig_tls_* call goes through its ops table.  Without credentials no
  * module is loaded and the channel is plain TCP, as in migrate/tls.c. */
 #include <errno.h>
-#include <string.h>
 
 #include "config.h"
-#include "ferry/log.h"
 #include "ferry/mig_tls.h"
 #include "ferry/module.h"
 
@@ -16,24 +14,19 @@ static const struct mig_tls_module_ops *tls_ops;
 
 int mig_tls_create(const struct vm_config *cfg, struct mig_tls **out, struct ferr *e)
 {
+	bool any;
+	int ret;
+
 	*out = NULL;
-	if (cfg->tls_psk || cfg->tls_cert || cfg->tls_key || cfg->tls_ca) {
-		if (!tls_ops)
-			tls_ops = module_load("tls", "TLS", "tls", sizeof(*tls_ops), e);
-		if (!tls_ops)
-			return -ENOEXEC;
-		return tls_ops->create(cfg, out, e);
-	}
-	/* No credentials: the policy of migrate/tls.c (mig_tls_check_cfg),
-	 * which must hold without the module too. */
-	if (cfg->incoming && !strncmp(cfg->incoming, "tcp:", 4)) {
-		if (!cfg->insecure)
-			return ferr_set(e, -EPERM, "--incoming %s: no credentials for the migration channel; give --tls-psk FILE or --tls-cert/--tls-key/--tls-ca, or --insecure to accept an unauthenticated migration",
-					cfg->incoming);
-		log_warn("--insecure: migrations arrive in plain TCP on %s; anyone who reaches that port can inject a VM",
-			 cfg->incoming);
-	}
-	return 0;
+	/* The policy holds without the module: no credentials, no module. */
+	ret = mig_tls_check_cfg(cfg, &any, e);
+	if (ret < 0 || !any)
+		return ret;
+	if (!tls_ops)
+		tls_ops = module_load("tls", "TLS", "tls", sizeof(*tls_ops), e);
+	if (!tls_ops)
+		return -ENOEXEC;
+	return tls_ops->create(cfg, out, e);
 }
 
 void mig_tls_destroy(struct mig_tls *t)

@@ -27,6 +27,16 @@ struct mig_tls;
 int mig_tls_parse_psk(const char *text, size_t len, char ident[MIG_TLS_IDENT_MAX + 1],
 		      uint8_t key[MIG_TLS_KEY_MAX], size_t *key_len, struct ferr *e);
 
+/* Both ends' policy on credentials (migrate/tls_cfg.c): --tls-psk and the
+ * X.509 trio exclude each other, the trio goes together, and --incoming
+ * tcp: without credentials needs --insecure (then logged).  *@any: some
+ * credentials are given.  0, or -EINVAL/-EPERM with the reason in @e. */
+int mig_tls_check_cfg(const struct vm_config *cfg, bool *any, struct ferr *e);
+/* Read a secret file for option @flag: a regular file of at most 64 KiB
+ * that group and others cannot read.  0 with *@buf malloc'd, or -errno. */
+int mig_tls_read_secret(const char *flag, const char *path, void **buf, size_t *len,
+			struct ferr *e);
+
 /* At start-up, before privileges are dropped: load cfg->tls_* into *@out
  * (NULL without credentials: the channel is plain TCP).  Refuses an
  * --incoming tcp: without credentials unless cfg->insecure, a PSK or key

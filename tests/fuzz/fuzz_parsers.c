@@ -1,6 +1,6 @@
 /* libFuzzer target for the small parsers that have no target of their own:
  * the iscsi:// URL and the CHAP password file (virtio/blk_iscsi_url.c), the
- * TLS PSK file (migrate/tls.c), --user and uids (src/privs.c), --seccomp
+ * TLS PSK file (migrate/tls_cfg.c), --user and uids (src/privs.c), --seccomp
  * (src/seccomp.c), and what an iSCSI target sends back (INQUIRY, READ
  * CAPACITY(16), the VPD pages and READ RESERVATION, as virtio/blk_iscsi_open.c
  * and blk_iscsi_pr.c have libiscsi unpack them, and sense data with

@@ -93,6 +93,25 @@ static const char *put(const char *name, const char *text, mode_t mode)
 	return p;
 }
 
+/* migrate/tls_cfg.c, in the core: no GnuTLS needed. */
+TEST(secret_file)
+{
+	void *buf = NULL;
+	size_t len = 0;
+	struct ferr e;
+
+	CHECK_EQ(mig_tls_read_secret("--tls-psk", put("open.key", "secret", 0640), &buf, &len, &e),
+		 -EPERM);
+	CHECK(strstr(e.msg, "chmod 600") != NULL);
+	CHECK(mig_tls_read_secret("--tls-psk", dir, &buf, &len, &e) < 0);       /* a directory */
+	CHECK(strstr(e.msg, "not a regular file") != NULL);
+	CHECK(mig_tls_read_secret("--tls-psk", "/nonexistent/key", &buf, &len, &e) < 0);
+	CHECK_EQ(mig_tls_read_secret("--tls-psk", put("ok.key", "secret", 0400), &buf, &len, &e), 0);
+	CHECK_EQ(len, 6);
+	CHECK(buf && !memcmp(buf, "secret", 6));
+	free(buf);
+}
+
 TEST(policy)
 {
 	struct vm_config cfg = { .incoming = "tcp:127.0.0.1:4444" };
@@ -298,6 +317,7 @@ int main(void)
 	log_set_level(LOG_ERROR);
 	RUN(psk_parse_good);
 	RUN(psk_parse_bad);
+	RUN(secret_file);
 	RUN(policy);
 #ifdef HAVE_GNUTLS
 	RUN(psk_roundtrip);
