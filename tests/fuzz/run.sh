@@ -31,7 +31,7 @@ srcs_of() {
 	fuzz_cli|fuzz_config) echo "$part src/cli.c src/ctl.c src/privs.c src/seccomp.c virtio/blk.c virtio/blk_config.c virtio/blk_iscsi_url.c virtio/net.c migrate/migrate.c src/err.c src/log.c src/util.c" ;;
 	fuzz_loader) echo "src/boot/boot.c src/boot/elf.c src/boot/bzimage.c src/mem.c src/err.c src/log.c src/util.c" ;;
 	fuzz_state) echo "$part migrate/state.c migrate/fdt_walk.c devices/uart8250.c devices/i8042.c devices/rtc.c devices/pm.c src/bus.c src/mem.c src/err.c src/log.c src/util.c -lfdt" ;;
-	fuzz_stream) echo "$part migrate/stream.c src/mem.c src/err.c src/log.c src/util.c" ;;
+	fuzz_stream) echo "$part migrate/stream.c src/mem.c src/err.c src/log.c src/util.c -lisal" ;;
 	# virtio/blk_iscsi*.c include config.h: libiscsi, no GnuTLS.
 	fuzz_parsers) echo "$part -I$tmp/nocfg virtio/blk_iscsi_url.c virtio/blk_iscsi.c virtio/blk_iscsi_open.c migrate/tls_cfg.c src/privs.c src/seccomp.c src/err.c src/log.c src/util.c -liscsi -ljson-c" ;;
 	fuzz_devstate) echo "$part migrate/fdt_walk.c virtio/virtio.c virtio/mmio.c virtio/queue.c virtio/console.c virtio/net.c virtio/net_state.c virtio/tap.c virtio/rng.c virtio/pci.c virtio/pci_irq.c virtio/pci_state.c devices/pci.c src/irqchip.c src/loop.c src/bus.c src/mem.c src/err.c src/log.c src/util.c -lfdt" ;;
