@@ -11,10 +11,10 @@
 
 #include "config.h"
 #include "ferry/module.h"
+#include "tap.h"
 
 #ifdef FERRY_TEST_HOOKS
 #include "module_fake.h"
-#include "tap.h"
 
 static char exe_dir[4096];
 static char empty_dir[] = "/tmp/ferry-test-module.XXXXXX";
