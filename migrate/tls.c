@@ -2,6 +2,9 @@
  * (--tls-psk, or --tls-cert/--tls-key/--tls-ca), a handshake per migration
  * in which both ends authenticate, and record I/O for stream.c.  Without
  * credentials the channel is plain TCP, which only --insecure allows.
+ * Built into ferry-tls.so (src/module.c), loaded only when credentials are
+ * given; which --tls-* combinations are accepted, the PSK file's format and
+ * secret-file checks are in tls_cfg.c, in the core.
  *
  * Policy (also in README.md and ferry.1):
  * - TLS 1.3, or 1.2 where a peer lacks it; AES-GCM first (AES-NI makes it
