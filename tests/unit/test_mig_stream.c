@@ -164,6 +164,42 @@ static int run(int variant, int flip_at, struct ferr *e)
 	return ret;
 }
 
+/* A stream of the preamble, then (@sectioned) a MACHINE record and its
+ * SECTION, then @raw as it is (a forged record header, or more), and the
+ * end: what mig_receive() makes of it, its reason in @e. */
+static int receive_forged(bool sectioned, const void *raw, size_t raw_len, struct ferr *e)
+{
+	struct guest_mem gm = { .nr_regions = 1, .ram_size = RAM_SIZE, .memfd = -1 };
+	struct mig_sink sink = { .mem = &gm, .machine = machine_ok, .state = state_ok };
+	struct mig_writer w;
+	struct mig_reader r;
+	int sv[2], ret;
+
+	gm.regions[0] = (struct mem_region){ 0, RAM_SIZE, dst_ram };
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		return -errno;
+	mig_writer_init(&w, sv[0], 0);
+	mig_put_preamble(&w);
+	if (sectioned) {
+		mig_put_rec(&w, MIG_REC_MACHINE, "machine", 7);
+		mig_put_section(&w);
+	}
+	mig_flush(&w);
+	if (write(sv[0], raw, raw_len) != (ssize_t)raw_len) {
+		ret = ferr_set(e, -EIO, "cannot write the forged record");
+		goto out;
+	}
+	shutdown(sv[0], SHUT_WR);
+	mig_reader_init(&r, sv[1], 0);
+	ret = mig_receive(&r, sv[1], &sink, e);
+	mig_reader_free(&r);
+out:
+	mig_writer_free(&w);
+	close(sv[0]);
+	close(sv[1]);
+	return ret;
+}
+
 int main(void)
 {
 	struct ferr e;
@@ -231,59 +267,21 @@ int main(void)
 	ok(ret == -EPIPE && !state_loaded, "a truncated stream is rejected (%s)", e.msg);
 	{
 		struct mig_rec_hdr h = { MIG_REC_STATE, MIG_STATE_MAX + 1 };
-		struct guest_mem gm = { .nr_regions = 1, .ram_size = RAM_SIZE, .memfd = -1 };
-		struct mig_sink sink = { .mem = &gm, .machine = machine_ok, .state = state_ok };
-		struct mig_writer w;
-		struct mig_reader r;
-		int sv[2];
 
-		gm.regions[0] = (struct mem_region){ 0, RAM_SIZE, dst_ram };
-		socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-		mig_writer_init(&w, sv[0], 0);
-		mig_put_preamble(&w);
-		mig_put_rec(&w, MIG_REC_MACHINE, "machine", 7);
-		mig_put_section(&w);
-		mig_flush(&w);
-		if (write(sv[0], &h, sizeof(h)) != sizeof(h))
-			h.len = 0;
-		shutdown(sv[0], SHUT_WR);
-		mig_reader_init(&r, sv[1], 0);
-		ret = mig_receive(&r, sv[1], &sink, &e);
+		ret = receive_forged(true, &h, sizeof(h), &e);
 		ok(ret == -EPROTO && strstr(e.msg, "at most"),
 		   "an oversized state record is refused before allocating (%s)", e.msg);
-		mig_reader_free(&r);
-		mig_writer_free(&w);
-		close(sv[0]);
-		close(sv[1]);
 	}
 	{
 		/* Found by tests/fuzz/fuzz_stream: type 0x406 right after the
 		 * preamble aliased (END state, END) in the receiver's switch
 		 * and handed over the state without machine check or checksum. */
 		struct mig_rec_hdr h = { 0x406, 0 };
-		struct guest_mem gm = { .nr_regions = 1, .ram_size = RAM_SIZE, .memfd = -1 };
-		struct mig_sink sink = { .mem = &gm, .machine = machine_ok, .state = state_ok };
-		struct mig_writer w;
-		struct mig_reader r;
-		int sv[2];
 
-		gm.regions[0] = (struct mem_region){ 0, RAM_SIZE, dst_ram };
 		state_loaded = -1;
-		socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-		mig_writer_init(&w, sv[0], 0);
-		mig_put_preamble(&w);
-		mig_flush(&w);
-		if (write(sv[0], &h, sizeof(h)) != sizeof(h))
-			h.len = 1;
-		shutdown(sv[0], SHUT_WR);
-		mig_reader_init(&r, sv[1], 0);
-		ret = mig_receive(&r, sv[1], &sink, &e);
+		ret = receive_forged(false, &h, sizeof(h), &e);
 		ok(ret == -EPROTO && state_loaded == -1,
 		   "a record type past 8 bits is not taken for another (%s)", e.msg);
-		mig_reader_free(&r);
-		mig_writer_free(&w);
-		close(sv[0]);
-		close(sv[1]);
 	}
 	{
 		/* libfdt 1.6 crashes on trees older than version 16: the
@@ -319,36 +317,17 @@ int main(void)
 		};
 
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-			struct mig_rec_hdr h = { bad[i].type, bad[i].len };
-			struct mig_ram_hdr rh = { 0, bad[i].npages, 0 };
-			struct guest_mem gm = { .nr_regions = 1, .ram_size = RAM_SIZE, .memfd = -1 };
-			struct mig_sink sink = { .mem = &gm, .machine = machine_ok, .state = state_ok };
-			struct mig_writer w;
-			struct mig_reader r;
-			int sv[2];
+			struct {
+				struct mig_rec_hdr h;
+				struct mig_ram_hdr rh;
+			} __attribute__((packed)) rec = { { bad[i].type, bad[i].len },
+							  { 0, bad[i].npages, 0 } };
+			bool ram = bad[i].type == MIG_REC_RAM;
 
-			gm.regions[0] = (struct mem_region){ 0, RAM_SIZE, dst_ram };
-			socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-			mig_writer_init(&w, sv[0], 0);
-			mig_put_preamble(&w);
-			if (bad[i].type == MIG_REC_RAM) {
-				mig_put_rec(&w, MIG_REC_MACHINE, "machine", 7);
-				mig_put_section(&w);
-			}
-			mig_flush(&w);
-			if (write(sv[0], &h, sizeof(h)) != sizeof(h) ||
-			    (bad[i].type == MIG_REC_RAM && write(sv[0], &rh, sizeof(rh)) != sizeof(rh)))
-				h.len = 0;
-			shutdown(sv[0], SHUT_WR);
-			mig_reader_init(&r, sv[1], 0);
-			ret = mig_receive(&r, sv[1], &sink, &e);
+			ret = receive_forged(ram, &rec, ram ? sizeof(rec) : sizeof(rec.h), &e);
 			ok(ret == -EPROTO && strstr(e.msg, bad[i].why),
 			   "record type %u of %u bytes is refused from its header (%s)", bad[i].type,
 			   bad[i].len, e.msg);
-			mig_reader_free(&r);
-			mig_writer_free(&w);
-			close(sv[0]);
-			close(sv[1]);
 		}
 	}
 	return tap_done();
