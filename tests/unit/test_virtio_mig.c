@@ -30,6 +30,7 @@
 #define BLOB    (64 * 1024)
 
 #include "vm_loop.h"
+#include "dev_blob.h"
 
 static uint32_t rd(uint64_t off)
 {
@@ -112,22 +113,6 @@ static struct virtio_dev *add_net(void)
 	return &n->dev;
 }
 
-/* The device's node as migrate/state.c writes it. */
-static void *save_blob(struct virtio_dev *d)
-{
-	void *fdt = calloc(1, BLOB);
-
-	CHECK_EQ(fdt_create(fdt, BLOB), 0);
-	CHECK_EQ(fdt_finish_reservemap(fdt), 0);
-	CHECK_EQ(fdt_begin_node(fdt, ""), 0);
-	CHECK_EQ(fdt_begin_node(fdt, d->name), 0);
-	CHECK_EQ(virtio_dev_save(d, fdt), 0);
-	CHECK_EQ(fdt_end_node(fdt), 0);
-	CHECK_EQ(fdt_end_node(fdt), 0);
-	CHECK_EQ(fdt_finish(fdt), 0);
-	return fdt;
-}
-
 /* As the destination does: checked whole against the bytes it has
  * (@size, not the header's claim), then loaded. */
 static int load_sized(struct virtio_dev *d, const void *fdt, uint32_t size, struct ferr *e)
@@ -195,7 +180,7 @@ TEST(console_mmio_roundtrip)
 	CHECK(virtio_dev_migratable(d));
 	CHECK_EQ(virtio_dev_quiesce(d), 0);
 	/* Quiesced: input typed now stays in the pipe for the source. */
-	console_state = save_blob(d);
+	console_state = dev_save_blob(d, BLOB);
 	vm_teardown();
 	close_pipes();
 
@@ -355,7 +340,7 @@ TEST(net_state)
 	n->active_pairs = 2;
 	n->status |= 2;         /* ANNOUNCE pending */
 	CHECK_EQ(virtio_dev_quiesce(d), 0);
-	s = save_blob(d);
+	s = dev_save_blob(d, BLOB);
 	vm_teardown();
 
 	vm_setup();

@@ -22,6 +22,7 @@
 #include "ferry/virtio_dev.h"
 #include "ferry/vm.h"
 #include "tap.h"
+#include "dev_blob.h"
 
 #define SLOT    1
 #define DESC    0x1000ULL
@@ -659,14 +660,10 @@ TEST(state_loads_twice)
 {
 	struct { uint64_t a; uint32_t l; uint16_t f, n; } desc = { DATA, 16, 2, 0 };
 	struct ferr e = { { 0 } };
-	size_t cap = 64 * 1024;
-	void *fdt = calloc(1, cap);
+	void *fdt;
 	uint16_t used;
 	int node;
 
-	CHECK(fdt != NULL);
-	if (!fdt)
-		return;
 	cc_wr(STATUS, 0, 1);
 	negotiate(1ULL << VIRTIO_F_VERSION_1);
 	memset(gm_ptr(&vm.mem, DESC, 0x4000), 0, 0x4000);
@@ -674,14 +671,9 @@ TEST(state_loads_twice)
 	cc_wr(STATUS, S_ACK | S_DRV | S_FOK | S_DOK, 1);
 	CHECK(dev->vq_ready[0]);
 	CHECK_EQ(virtio_dev_quiesce(dev), 0);
-	CHECK_EQ(fdt_create(fdt, cap), 0);
-	CHECK_EQ(fdt_finish_reservemap(fdt), 0);
-	CHECK_EQ(fdt_begin_node(fdt, ""), 0);
-	CHECK_EQ(fdt_begin_node(fdt, dev->name), 0);
-	CHECK_EQ(virtio_dev_save(dev, fdt), 0);
-	CHECK_EQ(fdt_end_node(fdt), 0);
-	CHECK_EQ(fdt_end_node(fdt), 0);
-	CHECK_EQ(fdt_finish(fdt), 0);
+	fdt = dev_save_blob(dev, 64 * 1024);
+	if (!fdt)
+		return;
 	node = fdt_first_subnode(fdt, 0);
 	CHECK(node >= 0);
 	CHECK_EQ(virtio_dev_load(dev, fdt, node, &e), 0);
